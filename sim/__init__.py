@@ -1,0 +1,30 @@
+"""sim: a discrete-event simulator of a crypto-mining site converted to host AI compute.
+
+The package is light to import; ``sim.run`` and ``sim.load_scenario`` load the heavier
+layers (SimPy, NumPy, pyarrow, pandas) on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_scenario", "run", "write_run"]
+
+if TYPE_CHECKING:
+    from sim.config import load_scenario
+    from sim.runner import run, write_run
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public API lazily, so that ``import sim`` stays cheap."""
+    if name in ("run", "write_run"):
+        from sim import runner
+
+        return getattr(runner, name)
+    if name == "load_scenario":
+        from sim.config import load_scenario
+
+        return load_scenario
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

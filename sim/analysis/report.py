@@ -1,0 +1,129 @@
+"""The summary as a readable text table for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, kind: str = "") -> str:
+    if value is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * value:.1f} %"
+    if kind == "s":
+        if value >= 3600:
+            return f"{value / 3600:.2f} h"
+        if value >= 60:
+            return f"{value / 60:.1f} min"
+        if value >= 1:
+            return f"{value:.2f} s"
+        return f"{value * 1000:.0f} ms"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
+    out = [line, "  ".join("-" * w for w in widths)]
+    for row in rows:
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Site figures, then one row per inference workload, training workload and pool."""
+    s = summary
+    lines = [
+        f"scenario {s['scenario']}  seed {s['seed']}  horizon {_fmt(s['duration_s'], 's')}  "
+        f"(statistics after warm-up {_fmt(s['warmup_s'], 's')})",
+        "",
+    ]
+    site = [
+        ["GPUs", _fmt(s["gpus"])],
+        ["GPU utilisation (busy)", _fmt(s["gpu_utilization"], "pct")],
+        ["GPU allocation (held)", _fmt(s["gpu_allocation"], "pct")],
+        ["facility energy", f"{_fmt(s['energy_mwh'])} MWh"],
+        ["IT energy", f"{_fmt(s['it_energy_mwh'])} MWh"],
+        ["mean facility power", f"{_fmt(s['facility_power_mean_kw'])} kW"],
+        ["PUE", _fmt(s["pue"])],
+    ]
+    lines += _table(["site", "value"], site)
+    inference = {k: v for k, v in s["workloads"].items() if v["kind"] == "inference"}
+    if inference:
+        rows = [
+            [
+                name,
+                _fmt(w["requests_total"]),
+                _fmt(w["requests_served"]),
+                _fmt(w["requests_rejected"] + w["requests_unfinished"]),
+                _fmt(w["sla_attainment"], "pct"),
+                _fmt(w["request_wait_mean_s"], "s"),
+                _fmt(w["request_latency_p50_s"], "s"),
+                _fmt(w["request_latency_p95_s"], "s"),
+                _fmt(w["request_latency_p99_s"], "s"),
+            ]
+            for name, w in inference.items()
+        ]
+        lines += [
+            "",
+            *_table(
+                [
+                    "inference",
+                    "requests",
+                    "served",
+                    "not served",
+                    "SLA met",
+                    "wait mean",
+                    "latency p50",
+                    "p95",
+                    "p99",
+                ],
+                rows,
+            ),
+        ]
+    training = {k: v for k, v in s["workloads"].items() if v["kind"] == "training"}
+    if training:
+        rows = [
+            [
+                name,
+                _fmt(w["jobs_submitted"]),
+                _fmt(w["jobs_started"]),
+                _fmt(w["jobs_completed"]),
+                _fmt(w["jobs_rejected"]),
+                _fmt(w["job_wait_mean_s"], "s"),
+                _fmt(w["job_gpu_hours"]),
+            ]
+            for name, w in training.items()
+        ]
+        lines += [
+            "",
+            *_table(
+                ["training", "jobs", "started", "completed", "rejected", "wait mean", "GPU-hours"],
+                rows,
+            ),
+        ]
+    rows = [
+        [
+            name,
+            p["gpu_type"],
+            _fmt(p["gpus"]),
+            _fmt(p["gpu_utilization"], "pct"),
+            _fmt(p["gpu_allocation"], "pct"),
+            f"{_fmt(p['it_energy_mwh'])}",
+        ]
+        for name, p in s["pools"].items()
+    ]
+    lines += ["", *_table(["pool", "GPU", "GPUs", "busy", "held", "IT MWh"], rows)]
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""Reading a run directory back: its manifest, its Parquet tables, and its summary recomputed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.analysis.summary import summarize, to_frame
+from sim.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "manifest.json"
+
+
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a complete run directory; a UserError if there is none."""
+    path = Path(run_dir) / MANIFEST
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir}: not a directory")
+    if not path.exists():
+        raise UserError(
+            f"{run_dir}: not a complete run directory (no {MANIFEST}; the run may have failed "
+            "or still be writing)"
+        )
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the manifest: {exc}") from None
+    return manifest
+
+
+def load_table(
+    run_dir: str | Path, name: str, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One table of a run directory as a DataFrame (``columns`` to read only some)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(run_dir) / f"{name}.parquet"
+    try:
+        return to_frame(pq.read_table(path, columns=list(columns) if columns is not None else None))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+
+
+def summarize_run_dir(run_dir: str | Path) -> dict[str, Any]:
+    """Recompute a run's summary from its Parquet files (the same code ``sim run`` uses)."""
+    manifest = read_manifest(run_dir)
+    return summarize(lambda name, cols: load_table(run_dir, name, cols), manifest["run"])

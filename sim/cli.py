@@ -1,0 +1,193 @@
+"""The ``sim`` command line: thin click commands over the library.
+
+Bad input exits with code 2 and a message naming the file, the key and what was expected,
+never a traceback. Heavy libraries are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from sim import __version__
+from sim.errors import UserError
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(error: UserError) -> NoReturn:
+    click.echo(f"error: {error.render()}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+class _Group(click.Group):
+    """Turns UserError (bad input) into exit code 2 with a one-paragraph message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            _fail(error)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sim")
+def cli() -> None:
+    """Simulate a crypto-mining site converted to host AI compute.
+
+    Write a scenario file (see scenarios/ and the README), then `sim run scenario.toml`.
+    Each run writes a directory of Parquet files (events, requests, jobs, timeseries,
+    pool_timeseries), summary.json and manifest.json.
+    """
+
+
+_SET_HELP = (
+    "Override a scenario key, e.g. --set scenario.duration=2d or "
+    "--set workloads.chat.arrival.rate_per_s=40 (array entries by name). Repeatable."
+)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--seed", type=click.IntRange(min=0), help="Seed; replaces scenario.seed.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory to write [default: outputs/<scenario name>/seed=<seed>].",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table."
+)
+def run(
+    scenario: Path,
+    seed: int | None,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Run one simulation of SCENARIO and write its run directory.
+
+    Prints a summary table (with --json, the summary.json content). A progress bar over
+    simulated time shows on a terminal; with --quiet, or when stderr is not a terminal,
+    there is none.
+    """
+    from sim import runner
+    from sim.record.writer import prepare_out_dir
+
+    scn, source = runner.resolve(scenario, overrides)
+    actual_seed = scn.scenario.seed if seed is None else seed
+    target = out or Path("outputs") / scn.scenario.name / f"seed={actual_seed}"
+    prepare_out_dir(target)
+    bar = None
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        horizon = scn.scenario.duration_s
+        bar = tqdm(
+            total=horizon, unit="sim-s", unit_scale=True, desc=scn.scenario.name, leave=False
+        )
+
+        def progress(t: float) -> None:
+            bar.update(min(t, horizon) - bar.n)
+
+    try:
+        result = runner.run(scn, seed=actual_seed, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = dataclasses.replace(result, source=source, overrides=overrides)
+    written = runner.write_run(result, target)
+    if quiet:
+        return
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2))
+        return
+    from sim.analysis.report import format_summary
+
+    click.echo(format_summary(result.summary))
+    click.echo(f"\nrun directory: {written}")
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: bool) -> None:
+    """Check scenario files without running them.
+
+    Checks every key and value, the references between sections (GPU types, pools), that
+    replicas fit in memory and in the pools, and that data files can be read. Prints every
+    problem with its key path; exits 2 if any file has one. Warnings do not fail.
+    """
+    from sim.config import check_scenario, load_scenario
+    from sim.inputs import load_inputs
+    from sim.runner import policy_names
+
+    failed = 0
+    for path in scenarios:
+        try:
+            scn = load_scenario(path, overrides, policy_names=policy_names())
+            load_inputs(scn, str(path))
+        except UserError as error:
+            failed += 1
+            click.echo(f"error: {error.render()}", err=True)
+            continue
+        for warning in check_scenario(scn).warnings:
+            click.echo(f"warning: {warning.render(str(path))}", err=True)
+        if not quiet:
+            click.echo(f"ok: {path}")
+    if failed:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def summarize(run_dir: Path, as_json: bool) -> None:
+    """Recompute and print the summary of RUN_DIR from its Parquet files.
+
+    Uses the same code as `sim run`, so the result matches the run's summary.json.
+    """
+    from sim.analysis.rundir import summarize_run_dir
+
+    summary = summarize_run_dir(run_dir)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        from sim.analysis.report import format_summary
+
+        click.echo(format_summary(summary))
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of scenario files.
+
+    Editors use it to complete and check scenario files: e.g. with the "Even Better TOML"
+    extension, add `#:schema ./scenario.schema.json` at the top of a scenario.
+    """
+    from sim.config import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2)
+    if out is None:
+        click.echo(text)
+        return
+    try:
+        out.write_text(text + "\n")
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write ({exc.strerror or exc})") from None
+
+
+def main() -> None:
+    """Entry point of the ``sim`` console script."""
+    cli(prog_name="sim")

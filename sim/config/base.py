@@ -1,0 +1,34 @@
+"""The base of every scenario model: frozen, unknown keys forbidden, TOML names as aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        max_length=64,
+        description="A name: letters, digits, '_' and '-', starting with a letter or digit.",
+    ),
+]
+"""The name of a pool, GPU type or workload (used as a key in ``--set`` paths and in outputs)."""
+
+
+class Frozen(BaseModel):
+    """An immutable scenario section that rejects unknown keys.
+
+    Fields carry their unit in the Python name (``duration_s``) and the scenario-file name as
+    alias (``duration``).
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        use_attribute_docstrings=True,
+    )

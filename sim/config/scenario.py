@@ -1,0 +1,191 @@
+"""The scenario schema: frozen pydantic models for every section of a scenario file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from sim.config.arrivals import Arrival
+from sim.config.base import Frozen, Name
+from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
+from sim.config.distributions import Distribution
+from sim.config.units import Duration
+from sim.registry import nearest
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class ScenarioMeta(Frozen):
+    """The ``[scenario]`` table: name, seed, horizon and sampling."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]+$", max_length=64)
+    """The scenario's name (``[a-z0-9_-]+``); used in output paths."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the run's random streams; ``sim run --seed`` overrides it."""
+    duration_s: Duration = Field(alias="duration", gt=0)
+    """Simulated horizon (a duration)."""
+    warmup_s: Duration = Field(default=0.0, alias="warmup")
+    """Requests and jobs arriving before this are left out of the statistics (a duration)."""
+    sample_every_s: Duration = Field(default=60.0, alias="sample_every", gt=0)
+    """Interval of the facility time series (a duration)."""
+    start: datetime | None = None
+    """Calendar time of the scenario start (UTC unless an offset is given); adds timestamp
+    columns beside the time columns of the outputs."""
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Facility(Frozen):
+    """The ``[facility]`` table: the site's grid connection and cooling overhead."""
+
+    pue: float = Field(default=1.3, ge=1.0, allow_inf_nan=False)
+    """Power usage effectiveness: facility power = IT power × pue."""
+    grid_mw: PositiveFloat | None = None
+    """Grid interconnect limit (MW); recorded as ``power_limit_kw`` (not yet enforced)."""
+
+
+class Pool(Frozen):
+    """A ``[[pools]]`` entry: a hall of identical GPU nodes."""
+
+    name: Name
+    """The pool's name."""
+    gpu_type: str
+    """A built-in GPU type or one defined in ``[[gpu_types]]``."""
+    nodes: int = Field(ge=1)
+    """Number of nodes."""
+    gpus_per_node: int = Field(default=8, ge=1)
+    """GPUs in each node."""
+    node_overhead_w: NonNegativeFloat = 0.0
+    """Power of each node besides its GPUs: CPUs, fans, network (W)."""
+
+    @property
+    def gpus(self) -> int:
+        """GPUs in the pool."""
+        return self.nodes * self.gpus_per_node
+
+
+class Sla(Frozen):
+    """A latency objective for an inference workload."""
+
+    latency_s: Duration = Field(alias="latency", gt=0)
+    """A request meets the SLA if it is served within this time of arriving (a duration)."""
+
+
+class InferenceWorkload(Frozen):
+    """A ``[[workloads]]`` entry of ``kind = "inference"``: a request stream served by replicas."""
+
+    name: Name
+    """The workload's name."""
+    kind: Literal["inference"]
+    """``"inference"``."""
+    replicas: int = Field(ge=1)
+    """Replicas placed at the start; each serves one request at a time."""
+    gpus_per_replica: int = Field(default=1, ge=1)
+    """GPUs each replica occupies."""
+    pool: str | None = None
+    """The pool to place replicas on; by default each goes to the first pool with room."""
+    model_memory_gb: NonNegativeFloat = 0.0
+    """Memory a replica needs across its GPUs (GB): weights, KV cache, activations."""
+    arrival: Arrival
+    """When requests arrive."""
+    service: Distribution
+    """Service time of a request on an H100-SXM; divided by the GPU's speed."""
+    sla: Sla | None = None
+    """Latency objective; without it ``sla_met`` is null."""
+    max_queue: int | None = Field(default=None, ge=0)
+    """Most requests that may wait; one arriving to a full queue is ``rejected``. No limit when
+    left out."""
+
+
+class TrainingWorkload(Frozen):
+    """A ``[[workloads]]`` entry of ``kind = "training"``: gang-scheduled jobs."""
+
+    name: Name
+    """The workload's name."""
+    kind: Literal["training"]
+    """``"training"``."""
+    arrival: Arrival
+    """When jobs are submitted."""
+    gpus: int = Field(ge=1)
+    """GPUs each job needs, all at once, within one pool (spanning nodes)."""
+    duration: Distribution
+    """Run time of a job on H100-SXM GPUs; divided by the pool's GPU speed."""
+    pool: str | None = None
+    """The pool jobs must run on; by default the first pool with room."""
+    memory_gb_per_gpu: NonNegativeFloat = 0.0
+    """Memory a job needs on each of its GPUs (GB); pools with less are not eligible."""
+    priority: int = 0
+    """With ``scheduler.policy = "priority"``, higher goes first."""
+
+
+Workload = Annotated[
+    Union[InferenceWorkload, TrainingWorkload],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+"""A workload, chosen by its ``kind`` key."""
+
+
+class Scheduler(Frozen):
+    """The ``[scheduler]`` table."""
+
+    policy: str = "fifo"
+    """Queue policy for training jobs: ``"fifo"`` or ``"priority"``."""
+
+    @field_validator("policy")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        names = (info.context or {}).get("policy_names")
+        if names and value not in names:
+            hint = nearest(value, tuple(names))
+            msg = f"unknown policy {value!r}; expected one of {', '.join(map(repr, names))}"
+            raise ValueError(f"{msg} (did you mean {hint!r}?)" if hint else msg)
+        return value
+
+
+class Scenario(Frozen):
+    """A whole scenario file."""
+
+    scenario: ScenarioMeta
+    """Name, seed, horizon and sampling."""
+    facility: Facility = Facility()
+    """The site's grid and cooling."""
+    gpu_types: tuple[GpuType, ...] = ()
+    """GPU types added to, or overriding, the built-in catalogue."""
+    pools: tuple[Pool, ...] = Field(min_length=1)
+    """Halls of GPU nodes."""
+    workloads: tuple[Workload, ...] = ()
+    """Inference services and training job streams."""
+    scheduler: Scheduler = Scheduler()
+    """How training jobs are queued."""
+
+    def gpu_catalogue(self) -> dict[str, GpuType]:
+        """Built-in GPU types with this scenario's additions and overrides."""
+        return {**BUILTIN_GPU_TYPES, **{g.name: g for g in self.gpu_types}}
+
+    def pool_gpu(self, pool: Pool) -> GpuType:
+        """The GPU type of a pool (the scenario must have passed its checks)."""
+        return self.gpu_catalogue()[pool.gpu_type]
+
+    def pool_named(self, name: str) -> Pool:
+        """The pool with this name."""
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)
+
+    def workload_named(self, name: str) -> InferenceWorkload | TrainingWorkload:
+        """The workload with this name."""
+        for workload in self.workloads:
+            if workload.name == name:
+                return workload
+        raise KeyError(name)

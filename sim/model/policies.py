@@ -1,0 +1,94 @@
+"""Queue policies for training jobs, registered by name (``[scheduler] policy``).
+
+A policy orders waiting jobs; the scheduler starts the head while it fits and never lets a
+later job overtake it (strict order), so a policy is only the order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from sim.registry import Registry
+
+if TYPE_CHECKING:
+    from sim.model.training import Job
+
+
+class JobQueue(Protocol):
+    """Waiting jobs in the order a policy starts them."""
+
+    def push(self, job: Job) -> None:
+        """Add a job."""
+        ...
+
+    def head(self) -> Job | None:
+        """The job to start next, if any."""
+        ...
+
+    def pop(self) -> Job:
+        """Remove and return the head."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Job]: ...
+
+
+QUEUE_POLICIES: Registry[Callable[[], JobQueue]] = Registry("scheduler policy")
+
+
+@QUEUE_POLICIES.register("fifo")
+class FifoQueue:
+    """First submitted, first started."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[Job] = deque()
+
+    def push(self, job: Job) -> None:
+        """Add a job at the back."""
+        self._jobs.append(job)
+
+    def head(self) -> Job | None:
+        """The oldest job."""
+        return self._jobs[0] if self._jobs else None
+
+    def pop(self) -> Job:
+        """Remove the oldest job."""
+        return self._jobs.popleft()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self._jobs)
+
+
+@QUEUE_POLICIES.register("priority")
+class PriorityQueue:
+    """Higher workload priority first; first submitted first within a priority."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Job]] = []
+        self._seq = itertools.count()
+
+    def push(self, job: Job) -> None:
+        """Add a job by priority."""
+        heapq.heappush(self._heap, (-job.priority, next(self._seq), job))
+
+    def head(self) -> Job | None:
+        """The highest-priority, oldest job."""
+        return self._heap[0][2] if self._heap else None
+
+    def pop(self) -> Job:
+        """Remove the head."""
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[Job]:
+        return (entry[2] for entry in sorted(self._heap))

@@ -1,0 +1,153 @@
+"""GPU pools and the capacity object the scheduler asks before it starts anything.
+
+Each pool keeps its nodes in buckets by free-GPU count, so finding room for a gang of GPUs
+costs O(GPUs per node + nodes touched), never a scan of every node. Placement is best fit: a
+gang that fits in one node goes to the fullest node that can hold it; a larger gang takes
+whole free nodes first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.config.catalogue import GpuType
+from sim.config.scenario import Pool
+
+
+class PoolState:
+    """The nodes of one pool and which of their GPUs are free."""
+
+    def __init__(self, index: int, cfg: Pool, gpu: GpuType) -> None:
+        self.index = index
+        self.name = cfg.name
+        self.gpu = gpu
+        self.speed = gpu.speed
+        self.nodes = cfg.nodes
+        self.gpus_per_node = cfg.gpus_per_node
+        self.gpus_total = cfg.gpus
+        self.free_gpus = cfg.gpus
+        self.pinned_gpus = 0
+        per = cfg.gpus_per_node
+        self.free = [per] * cfg.nodes
+        self.buckets: list[list[int]] = [[] for _ in range(per + 1)]
+        self.buckets[per] = list(range(cfg.nodes - 1, -1, -1))  # node 0 is taken first
+        self.pos = [cfg.nodes - 1 - n for n in range(cfg.nodes)]
+
+    @property
+    def allocated_gpus(self) -> int:
+        """GPUs held by replicas and jobs."""
+        return self.gpus_total - self.free_gpus
+
+    def _set_free(self, node: int, new: int) -> None:
+        bucket = self.buckets[self.free[node]]
+        i = self.pos[node]
+        moved = bucket[-1]
+        bucket[i] = moved
+        self.pos[moved] = i
+        bucket.pop()
+        target = self.buckets[new]
+        self.pos[node] = len(target)
+        target.append(node)
+        self.free[node] = new
+
+    def allocate(self, gpus: int) -> list[tuple[int, int]] | None:
+        """Take ``gpus`` GPUs (best fit, spanning nodes if needed): [(node, count), ...] or None."""
+        if gpus > self.free_gpus:
+            return None
+        per = self.gpus_per_node
+        buckets = self.buckets
+        taken: list[tuple[int, int]] = []
+        need = gpus
+        while need:
+            if need >= per and buckets[per]:
+                k = take = per
+            else:
+                k = next((k for k in range(min(need, per), per + 1) if buckets[k]), 0)
+                if k:
+                    take = need
+                else:
+                    k = next(k for k in range(min(need, per) - 1, 0, -1) if buckets[k])
+                    take = k
+            node = buckets[k][-1]
+            self._set_free(node, k - take)
+            taken.append((node, take))
+            need -= take
+        self.free_gpus -= gpus
+        return taken
+
+    def release(self, nodes: list[tuple[int, int]]) -> None:
+        """Give back GPUs taken by ``allocate``."""
+        for node, count in nodes:
+            self._set_free(node, self.free[node] + count)
+            self.free_gpus += count
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What a replica or job needs: a number of GPUs in one of the eligible pools (in order)."""
+
+    gpus: int
+    pools: tuple[PoolState, ...]
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where a replica or job runs: its pool and the GPUs it holds on each node."""
+
+    pool: PoolState
+    nodes: list[tuple[int, int]]
+    gpus: int
+
+    def describe(self) -> str:
+        """The nodes as text, e.g. ``'node 3 x8, node 4 x8'``."""
+        return ", ".join(f"node {n} x{c}" for n, c in self.nodes)
+
+
+class Capacity:
+    """The one place that says whether work can start, and where.
+
+    It checks GPUs and memory now; power and cooling headroom join here later.
+    """
+
+    def __init__(self, pools: list[PoolState]) -> None:
+        self.pools = pools
+
+    def demand(self, gpus: int, memory_gb_per_gpu: float, pool: str | None) -> Demand:
+        """The demand of work needing ``gpus`` GPUs with this memory each (in ``pool`` if given)."""
+        eligible = tuple(
+            p
+            for p in self.pools
+            if (pool is None or p.name == pool) and p.gpu.memory_gb >= memory_gb_per_gpu
+        )
+        return Demand(gpus, eligible)
+
+    def place(self, demand: Demand) -> Placement | None:
+        """Take room for ``demand`` in the first eligible pool that has it, or return None."""
+        gpus = demand.gpus
+        for pool in demand.pools:
+            if pool.free_gpus >= gpus:
+                nodes = pool.allocate(gpus)
+                assert nodes is not None
+                return Placement(pool, nodes, gpus)
+        return None
+
+    def pin(self, placement: Placement) -> None:
+        """Mark a placement as held for the whole run (a static inference replica)."""
+        placement.pool.pinned_gpus += placement.gpus
+
+    def release(self, placement: Placement) -> None:
+        """Give back a placement's GPUs."""
+        placement.pool.release(placement.nodes)
+
+    def never_fits(self, demand: Demand) -> str | None:
+        """Why ``demand`` can never be placed, or None if it could be once room frees up."""
+        if not demand.pools:
+            return "no pool is eligible (memory or pool constraint)"
+        most = max(p.gpus_total - p.pinned_gpus for p in demand.pools)
+        if demand.gpus <= most:
+            return None
+        where = ", ".join(
+            f"{p.name}: {p.gpus_total} GPUs, {p.pinned_gpus} held by inference replicas"
+            for p in demand.pools
+        )
+        return f"needs {demand.gpus} GPUs; the most an eligible pool can offer is {most} ({where})"

@@ -1,0 +1,81 @@
+"""Power and energy: each pool's IT draw, integrated exactly whenever it changes.
+
+A GPU draws its idle power, plus (peak - idle) while busy; each node adds its overhead. Energy
+is the integral of this piecewise-constant power, advanced at every change, never by polling.
+Facility power is IT power × PUE.
+"""
+
+from __future__ import annotations
+
+from sim.config.catalogue import GpuType
+from sim.config.scenario import Facility, Pool
+
+
+class PoolMeter:
+    """One pool's GPU counts (busy, allocated, up) and IT power, with their exact integrals."""
+
+    __slots__ = (
+        "allocated",
+        "allocated_gpu_s",
+        "busy",
+        "busy_gpu_s",
+        "busy_w",
+        "energy_j",
+        "last_t",
+        "power_w",
+        "up_gpu_s",
+        "up_gpus",
+    )
+
+    def __init__(self, cfg: Pool, gpu: GpuType) -> None:
+        self.busy = 0
+        self.allocated = 0
+        self.up_gpus = cfg.gpus
+        self.busy_w = gpu.peak_w - gpu.idle_w
+        self.power_w = cfg.gpus * gpu.idle_w + cfg.nodes * cfg.node_overhead_w
+        self.energy_j = 0.0
+        self.busy_gpu_s = 0.0
+        self.allocated_gpu_s = 0.0
+        self.up_gpu_s = 0.0
+        self.last_t = 0.0
+
+    def change(self, t: float, busy: int, allocated: int = 0) -> None:
+        """At time ``t``, ``busy`` GPUs become busy and ``allocated`` GPUs are taken.
+
+        Negative counts mean idle and given back. Times must not decrease.
+        """
+        dt = t - self.last_t
+        self.energy_j += self.power_w * dt
+        self.busy_gpu_s += self.busy * dt
+        self.allocated_gpu_s += self.allocated * dt
+        self.up_gpu_s += self.up_gpus * dt
+        self.last_t = t
+        self.busy += busy
+        self.allocated += allocated
+        self.power_w += busy * self.busy_w
+
+    def totals_at(self, t: float) -> tuple[float, float, float, float]:
+        """(energy J, busy GPU-s, allocated GPU-s, up GPU-s) integrated from 0 to ``t``."""
+        dt = t - self.last_t
+        return (
+            self.energy_j + self.power_w * dt,
+            self.busy_gpu_s + self.busy * dt,
+            self.allocated_gpu_s + self.allocated * dt,
+            self.up_gpu_s + self.up_gpus * dt,
+        )
+
+
+class FacilityPower:
+    """The site: facility power from IT power, and the grid limit."""
+
+    def __init__(self, cfg: Facility) -> None:
+        self.pue = cfg.pue
+        self.limit_kw = cfg.grid_mw * 1000.0 if cfg.grid_mw is not None else None
+
+    def facility_w(self, it_w: float) -> float:
+        """Facility power for an IT power (W)."""
+        return it_w * self.pue
+
+    def facility_energy_j(self, it_energy_j: float) -> float:
+        """Facility energy for an IT energy (J); exact while the PUE is constant."""
+        return it_energy_j * self.pue

@@ -1,0 +1,240 @@
+"""Training jobs: gang-scheduled on one pool, started in the queue policy's strict order.
+
+A job needs all its GPUs at once, within one pool (spanning nodes). The scheduler starts the
+head of the queue whenever the capacity object finds room for it, and nothing overtakes the
+head. A job that can never fit is rejected at once with the reason. A running job knows its
+progress (work done, in H100-SXM seconds), so it can later be interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from sim.config.scenario import TrainingWorkload
+from sim.model.arrivals import ArrivalStream
+from sim.model.policies import JobQueue
+from sim.model.pools import Capacity, Demand, Placement
+from sim.model.power import PoolMeter
+from sim.model.sampling import Draw
+from sim.record import codes
+
+if TYPE_CHECKING:
+    from sim.record.recorder import Recorder
+
+NAN = float("nan")
+
+
+class Job:
+    """One training job and its progress."""
+
+    __slots__ = (
+        "demand",
+        "done_s",
+        "end_s",
+        "gpus",
+        "id",
+        "placement",
+        "priority",
+        "reason",
+        "restarts",
+        "run_s",
+        "segment_start",
+        "start_s",
+        "status",
+        "submit_s",
+        "token",
+        "work_s",
+        "workload",
+    )
+
+    def __init__(
+        self,
+        ident: int,
+        workload: int,
+        demand: Demand,
+        priority: int,
+        work_s: float,
+        submit_s: float,
+    ) -> None:
+        self.id = ident
+        self.workload = workload
+        self.demand = demand
+        self.gpus = demand.gpus
+        self.priority = priority
+        self.work_s = work_s  # run time on H100-SXM
+        self.done_s = 0.0  # work done so far, in H100-SXM seconds
+        self.submit_s = submit_s
+        self.start_s = NAN  # first start
+        self.end_s = NAN
+        self.segment_start = NAN  # start of the current run
+        self.run_s = 0.0
+        self.placement: Placement | None = None
+        self.status = codes.JOB_UNFINISHED
+        self.reason: str | None = None
+        self.restarts = 0
+        self.token = 0  # bumped when the job is interrupted, voiding its completion event
+
+    def progress_at(self, t: float) -> float:
+        """Share of the work done at time ``t`` (0 to 1)."""
+        done = self.done_s
+        if self.placement is not None:
+            done += (t - self.segment_start) * self.placement.pool.speed
+        return min(done / self.work_s, 1.0) if self.work_s > 0 else 1.0
+
+
+class TrainingScheduler:
+    """Queues training jobs and starts them when the capacity object finds room."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        capacity: Capacity,
+        meters: list[PoolMeter],
+        queue: JobQueue,
+        recorder: Recorder,
+    ) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.meters = meters
+        self.queue = queue
+        self.recorder = recorder
+        self.running: dict[int, Job] = {}
+        self._next_id = 0
+
+    def new_job(self, workload: int, demand: Demand, priority: int, work_s: float) -> Job:
+        """A job submitted now, with the next job id."""
+        job = Job(self._next_id, workload, demand, priority, work_s, self.env.now)
+        self._next_id += 1
+        return job
+
+    def submit(self, job: Job) -> None:
+        """Queue a job, or reject it at once if it can never fit; then start what fits."""
+        reason = self.capacity.never_fits(job.demand)
+        if reason is not None:
+            job.status = codes.JOB_REJECTED
+            job.reason = reason
+            self.recorder.event(
+                job.submit_s, codes.JOB_REJECTED_EVENT, job.workload, -1, job.id, job.gpus, reason
+            )
+            self._record(job)
+            return
+        self.recorder.event(job.submit_s, codes.JOB_SUBMITTED, job.workload, -1, job.id, job.gpus)
+        self.queue.push(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start jobs from the head of the queue while they fit."""
+        queue, capacity = self.queue, self.capacity
+        while True:
+            job = queue.head()
+            if job is None:
+                return
+            placement = capacity.place(job.demand)
+            if placement is None:
+                return
+            queue.pop()
+            self._start(job, placement)
+
+    def _start(self, job: Job, placement: Placement) -> None:
+        now = self.env.now
+        pool = placement.pool
+        job.placement = placement
+        job.segment_start = now
+        if job.start_s != job.start_s:  # NaN: the first start
+            job.start_s = now
+        self.meters[pool.index].change(now, job.gpus, job.gpus)
+        self.running[job.id] = job
+        self.recorder.event(
+            now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.describe()
+        )
+        remaining = max(job.work_s - job.done_s, 0.0) / pool.speed
+        token = job.token
+        done = self.env.timeout(remaining)
+        done.callbacks.append(lambda _event: self._complete(job, token))
+
+    def _complete(self, job: Job, token: int) -> None:
+        if token != job.token:
+            return  # the job was interrupted after this completion was scheduled
+        now = self.env.now
+        placement = job.placement
+        assert placement is not None
+        self._stop(job, placement, now)
+        job.done_s = job.work_s
+        job.end_s = now
+        job.status = codes.JOB_COMPLETED
+        self.recorder.event(
+            now, codes.JOB_COMPLETED_EVENT, job.workload, placement.pool.index, job.id, job.gpus
+        )
+        self._record(job)
+        self._dispatch()
+
+    def _stop(self, job: Job, placement: Placement, now: float) -> None:
+        """Release a running job's GPUs and account its run time."""
+        self.capacity.release(placement)
+        self.meters[placement.pool.index].change(now, -job.gpus, -job.gpus)
+        job.run_s += now - job.segment_start
+        del self.running[job.id]
+
+    def finish(self, horizon_s: float) -> None:
+        """At the horizon: running and queued jobs end ``unfinished``; record them."""
+        for job in list(self.running.values()):
+            job.done_s = job.progress_at(horizon_s) * job.work_s
+            job.run_s += horizon_s - job.segment_start
+            job.status = codes.JOB_UNFINISHED
+            self._record(job)
+        for job in self.queue:
+            self._record(job)
+
+    def _record(self, job: Job) -> None:
+        placement = job.placement
+        self.recorder.job(
+            job_id=job.id,
+            workload=job.workload,
+            gpus=job.gpus,
+            priority=job.priority,
+            submit_s=job.submit_s,
+            start_s=job.start_s,
+            end_s=job.end_s,
+            run_s=job.run_s,
+            work_s=job.work_s,
+            progress=(job.done_s / job.work_s if job.work_s > 0 else 1.0)
+            if job.status != codes.JOB_REJECTED
+            else 0.0,
+            status=job.status,
+            restarts=job.restarts,
+            pool=placement.pool.index if placement else -1,
+            nodes=len(placement.nodes) if placement else -1,
+            reason=job.reason,
+        )
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting to start."""
+        return len(self.queue)
+
+
+def job_arrivals(
+    env: simpy.Environment,
+    scheduler: TrainingScheduler,
+    index: int,
+    workload: TrainingWorkload,
+    demand: Demand,
+    stream: ArrivalStream,
+    work: Draw,
+    horizon_s: float,
+) -> Generator[simpy.Event, Any, None]:
+    """The SimPy process submitting one training workload's jobs."""
+    while True:
+        times = stream.next_chunk()
+        if not times:
+            return
+        works = work(len(times)).tolist()
+        for t, work_s in zip(times, works, strict=True):
+            if t >= horizon_s:
+                return
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            scheduler.submit(scheduler.new_job(index, demand, workload.priority, work_s))

@@ -1,0 +1,1 @@
+"""Recording: integer codes, Arrow schemas, columnar buffers and the run-directory writer."""

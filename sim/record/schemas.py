@@ -1,0 +1,157 @@
+"""Every output table's columns in one place: name, Arrow type, unit and meaning.
+
+Columns carry their unit and description as Arrow field metadata, so they travel inside the
+Parquet files. Timestamp columns (UTC, microseconds) are added beside the time columns when
+the scenario has a calendar ``start``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+"""Bumped when a column is renamed or removed, or its meaning changes."""
+
+DICT = pa.dictionary(pa.int32(), pa.string())
+"""Dictionary-encoded string: for columns with few distinct values."""
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an output table."""
+
+    name: str
+    type: pa.DataType
+    unit: str
+    doc: str
+    timestamp: str | None = None
+    """The name of the timestamp column added beside this one when the scenario has a start."""
+
+    def field(self) -> pa.Field:
+        """The Arrow field, with unit and description as metadata."""
+        return pa.field(self.name, self.type, metadata={"unit": self.unit, "description": self.doc})
+
+
+def _ts_field(column: Column) -> pa.Field:
+    assert column.timestamp is not None
+    return pa.field(
+        column.timestamp,
+        TIMESTAMP,
+        metadata={"unit": "UTC", "description": f"calendar time of {column.name}"},
+    )
+
+
+EVENTS = (
+    Column("time_s", pa.float64(), "s", "time since the scenario start", "timestamp"),
+    Column("event", DICT, "", "what happened (see the README's list of events)"),
+    Column("workload", DICT, "", "the workload concerned, if any"),
+    Column("pool", DICT, "", "the pool concerned, if any"),
+    Column("id", pa.int64(), "", "the job_id, or the replica number within its workload"),
+    Column("gpus", pa.int32(), "GPU", "GPUs concerned"),
+    Column("detail", pa.string(), "", "free text: nodes used, or why a job was rejected"),
+)
+
+REQUESTS = (
+    Column("request_id", pa.int64(), "", "unique within the run"),
+    Column("workload", DICT, "", "inference workload"),
+    Column("arrival_s", pa.float64(), "s", "arrival time", "arrival_ts"),
+    Column("start_s", pa.float64(), "s", "start of service; null if never started", "start_ts"),
+    Column("end_s", pa.float64(), "s", "end of service; null if not served", "end_ts"),
+    Column("wait_s", pa.float64(), "s", "start_s - arrival_s; null if never started"),
+    Column("latency_s", pa.float64(), "s", "end_s - arrival_s; null if not served"),
+    Column("service_s", pa.float64(), "s", "end_s - start_s; null if not served"),
+    Column("status", DICT, "", "ok, rejected (queue full) or unfinished (at the horizon)"),
+    Column(
+        "sla_met",
+        pa.bool_(),
+        "",
+        "served within the SLA latency; false if late, rejected, or unfinished past the SLA; "
+        "null if the workload has no SLA or the request was unfinished but could still have met it",
+    ),
+    Column("replica", pa.int32(), "", "replica number within the workload; null if never started"),
+    Column("pool", DICT, "", "pool of the replica; null if never started"),
+    Column("after_warmup", pa.bool_(), "", "arrived at or after the warm-up (counted in summary)"),
+)
+
+JOBS = (
+    Column("job_id", pa.int64(), "", "unique within the run, in submission order"),
+    Column("workload", DICT, "", "training workload"),
+    Column("gpus", pa.int32(), "GPU", "GPUs the job holds while running"),
+    Column("priority", pa.int32(), "", "the workload's priority"),
+    Column("submit_s", pa.float64(), "s", "submission time", "submit_ts"),
+    Column("start_s", pa.float64(), "s", "start time; null if never started", "start_ts"),
+    Column("end_s", pa.float64(), "s", "completion time; null if not completed", "end_ts"),
+    Column("wait_s", pa.float64(), "s", "start_s - submit_s; null if never started"),
+    Column("run_s", pa.float64(), "s", "time spent running (to the horizon if unfinished)"),
+    Column("work_s", pa.float64(), "s", "the job's run time on H100-SXM (its drawn duration)"),
+    Column("progress", pa.float64(), "", "share of the work done, 0 to 1"),
+    Column(
+        "status", DICT, "", "completed, rejected (can never fit) or unfinished (at the horizon)"
+    ),
+    Column("restarts", pa.int32(), "", "times the job was restarted"),
+    Column("pool", DICT, "", "pool it ran on; null if never started"),
+    Column("nodes", pa.int32(), "", "nodes its GPUs spanned; null if never started"),
+    Column("reason", pa.string(), "", "why it was rejected; null otherwise"),
+    Column(
+        "after_warmup", pa.bool_(), "", "submitted at or after the warm-up (counted in summary)"
+    ),
+)
+
+_GPU_COUNTS = (
+    Column("gpus_total", pa.int32(), "GPU", "GPUs installed"),
+    Column("gpus_up", pa.int32(), "GPU", "GPUs in service (not failed or in maintenance)"),
+    Column("gpus_allocated", pa.int32(), "GPU", "GPUs held by replicas and jobs"),
+    Column("gpus_busy", pa.int32(), "GPU", "GPUs computing: serving a request or running a job"),
+)
+_CUMULATIVE = (
+    Column("it_energy_kwh", pa.float64(), "kWh", "IT energy since the start (exact integral)"),
+    Column("gpu_busy_hours", pa.float64(), "GPU·h", "integral of gpus_busy since the start"),
+    Column(
+        "gpu_allocated_hours", pa.float64(), "GPU·h", "integral of gpus_allocated since the start"
+    ),
+    Column("gpu_up_hours", pa.float64(), "GPU·h", "integral of gpus_up since the start"),
+)
+
+TIMESERIES = (
+    Column("time_s", pa.float64(), "s", "sample time", "timestamp"),
+    *_GPU_COUNTS,
+    Column("it_power_kw", pa.float64(), "kW", "IT power: GPUs and node overhead"),
+    Column("facility_power_kw", pa.float64(), "kW", "IT power plus cooling and losses (× PUE)"),
+    Column("power_limit_kw", pa.float64(), "kW", "grid interconnect limit; null if none given"),
+    *_CUMULATIVE,
+    Column("facility_energy_kwh", pa.float64(), "kWh", "facility energy since the start"),
+    Column("requests_waiting", pa.int64(), "", "requests queued, all inference workloads"),
+    Column("requests_in_service", pa.int64(), "", "requests being served"),
+    Column("jobs_queued", pa.int64(), "", "training jobs waiting to start"),
+    Column("jobs_running", pa.int64(), "", "training jobs running"),
+)
+
+POOL_TIMESERIES = (
+    Column("time_s", pa.float64(), "s", "sample time", "timestamp"),
+    Column("pool", DICT, "", "the pool"),
+    *_GPU_COUNTS,
+    Column("it_power_kw", pa.float64(), "kW", "IT power of the pool"),
+    *_CUMULATIVE,
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "events": EVENTS,
+    "requests": REQUESTS,
+    "jobs": JOBS,
+    "timeseries": TIMESERIES,
+    "pool_timeseries": POOL_TIMESERIES,
+}
+"""Every Parquet file of a run directory (``<name>.parquet``) and its columns."""
+
+
+def schema(table: str, calendar: bool) -> pa.Schema:
+    """The Arrow schema of an output table, with timestamp columns if ``calendar``."""
+    fields: list[pa.Field] = []
+    for column in TABLES[table]:
+        fields.append(column.field())
+        if calendar and column.timestamp:
+            fields.append(_ts_field(column))
+    return pa.schema(fields, metadata={"sim_schema_version": str(SCHEMA_VERSION)})
