@@ -80,9 +80,13 @@ def run(
     there is none.
     """
     from sim import runner
+    from sim.config import check_scenario
     from sim.record.writer import prepare_out_dir
 
     scn, source = runner.resolve(scenario, overrides)
+    if not quiet:
+        for warning in check_scenario(scn).warnings:
+            click.echo(f"warning: {warning.render(source)}", err=True)
     actual_seed = scn.scenario.seed if seed is None else seed
     target = out or Path("outputs") / scn.scenario.name / f"seed={actual_seed}"
     prepare_out_dir(target)
@@ -100,11 +104,11 @@ def run(
             bar.update(min(t, horizon) - bar.n)
 
     try:
-        result = runner.run(scn, seed=actual_seed, progress=progress)
+        result = runner.run(scn, seed=actual_seed, progress=progress, source=source)
     finally:
         if bar is not None:
             bar.close()
-    result = dataclasses.replace(result, source=source, overrides=overrides)
+    result = dataclasses.replace(result, overrides=overrides)
     written = runner.write_run(result, target)
     if quiet:
         return

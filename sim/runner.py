@@ -53,15 +53,18 @@ def policy_names() -> tuple[str, ...]:
 
 
 def resolve(
-    scenario: Scenario | str | os.PathLike[str], overrides: Iterable[str] = ()
+    scenario: Scenario | str | os.PathLike[str],
+    overrides: Iterable[str] = (),
+    source: str | None = None,
 ) -> tuple[Scenario, str]:
-    """A validated scenario and the name of its source, from a file path or a Scenario."""
+    """A validated scenario and the name of its source (for messages), from a path or a Scenario."""
     overrides = tuple(overrides)
     if isinstance(scenario, Scenario):
+        source = source or "scenario"
         if not overrides:
-            return scenario, "scenario"
+            return scenario, source
         raw = apply_overrides(scenario.model_dump(mode="python", by_alias=True), overrides)
-        return validate_scenario(raw, "scenario", policy_names=policy_names()), "scenario"
+        return validate_scenario(raw, source, policy_names=policy_names()), source
     return load_scenario(scenario, overrides, policy_names=policy_names()), str(scenario)
 
 
@@ -105,12 +108,13 @@ def run(
     seed: int | None = None,
     overrides: Iterable[str] = (),
     progress: Callable[[float], None] | None = None,
+    source: str | None = None,
 ) -> RunResult:
     """Simulate a scenario (a file path or a validated ``Scenario``) and summarise it.
 
     ``seed`` replaces ``scenario.seed``; ``overrides`` are ``KEY=VALUE`` strings as for
-    ``sim run --set``; ``progress`` is called with the simulated time as the run advances.
-    Raises ScenarioError for bad input.
+    ``sim run --set``; ``progress`` is called with the simulated time as the run advances;
+    ``source`` names a Scenario object's file in messages. Raises ScenarioError for bad input.
     """
     from sim.analysis.summary import summarize, to_frame
     from sim.inputs import load_inputs
@@ -118,7 +122,7 @@ def run(
     from sim.record.recorder import Recorder
 
     overrides = tuple(overrides)
-    scn, source = resolve(scenario, overrides)
+    scn, source = resolve(scenario, overrides, source)
     checked = check_scenario(scn)
     if checked.problems:
         raise ScenarioError(source, checked.problems)

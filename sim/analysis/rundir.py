@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST = "manifest.json"
+RUN_KEYS = ("scenario", "seed", "duration_s", "warmup_s", "pue", "workloads", "pools")
+"""What ``summarize`` needs from the manifest's ``run`` object."""
 
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
@@ -27,10 +29,18 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
             "or still be writing)"
         )
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read the manifest: {exc}") from None
-    return manifest
+    run = manifest.get("run") if isinstance(manifest, dict) else None
+    missing = [key for key in RUN_KEYS if not isinstance(run, dict) or key not in run]
+    if missing:
+        raise UserError(
+            f"{path}: not a sim run manifest (expected a 'run' object with "
+            f"{', '.join(RUN_KEYS)}; missing {', '.join(missing)})"
+        )
+    checked: dict[str, Any] = manifest
+    return checked
 
 
 def load_table(
@@ -41,6 +51,8 @@ def load_table(
     import pyarrow.parquet as pq
 
     path = Path(run_dir) / f"{name}.parquet"
+    if not path.exists():
+        raise UserError(f"{path}: missing; the run directory is incomplete or was modified")
     try:
         return to_frame(pq.read_table(path, columns=list(columns) if columns is not None else None))
     except (OSError, ValueError, pa.ArrowException) as exc:

@@ -79,6 +79,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                     index = names.index(part)
                 elif part.isdigit() and int(part) < len(cur):
                     index = int(part)
+                elif part.isdigit():
+                    problems.append(
+                        Problem(here, f"no entry number {part}: there are {len(cur)} (from 0)")
+                    )
+                    break
                 else:
                     hint = nearest(part, [n for n in names if isinstance(n, str)])
                     msg = f"no entry named {part!r}" + (f"; did you mean {hint!r}?" if hint else "")
@@ -268,8 +273,26 @@ def load_scenario(
     """
     path = Path(path)
     source = str(path)
+    overrides = tuple(overrides)
     raw = apply_overrides(read_toml(path, source), overrides)
-    return validate_scenario(raw, source, base_dir=path.resolve().parent, policy_names=policy_names)
+    try:
+        return validate_scenario(
+            raw, source, base_dir=path.resolve().parent, policy_names=policy_names
+        )
+    except ScenarioError as error:
+        raise ScenarioError(source, _blame_overrides(error.problems, overrides)) from None
+
+
+def _blame_overrides(problems: Iterable[Problem], overrides: Sequence[str]) -> list[Problem]:
+    """Say which problems come from a ``--set`` rather than from the file."""
+    keys = [parse_override(text)[0] for text in overrides]
+    out = []
+    for problem in problems:
+        key = next((k for k in keys if problem.key == k or problem.key.startswith(k + ".")), None)
+        out.append(
+            Problem(problem.key, f"{problem.message} (from --set {key})") if key else problem
+        )
+    return out
 
 
 def scenario_json_schema() -> dict[str, Any]:
@@ -277,6 +300,7 @@ def scenario_json_schema() -> dict[str, Any]:
     schema = Scenario.model_json_schema(by_alias=True, mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "sim scenario",
         **schema,
+        "title": "sim scenario",
+        "description": "A scenario file of sim, the converted-mining-site simulator.",
     }

@@ -1,0 +1,210 @@
+"""Scenario loading: units, validation messages, overrides, the JSON Schema, registries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import mmc_text
+
+from sim.config import apply_overrides, load_scenario, scenario_json_schema
+from sim.config.arrivals import ARRIVALS
+from sim.config.distributions import DISTRIBUTIONS
+from sim.config.units import format_duration, parse_duration
+from sim.errors import ScenarioError
+from sim.model.arrivals import ARRIVAL_STREAMS
+from sim.model.sampling import SAMPLERS
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("2h30m", 9000),
+        ("1d2h", 93600),
+        ("7d", 604800),
+        ("1w", 604800),
+        ("1.5h", 5400),
+        (" 3 m ", 180),
+        (42, 42),
+        (0.5, 0.5),
+    ],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["2 hours", "h", "", "-5m", "5", "1y", True, [1], float("inf"), -3])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format_duration():
+    assert format_duration(9000) == "2h30m"
+    assert format_duration(0.25) == "250ms"
+    assert format_duration(90061) == "1d1h1m1s"
+
+
+def test_loads_and_freezes(write_scenario):
+    scn = load_scenario(write_scenario(mmc_text(c=8, rate=7.2)))
+    assert scn.scenario.duration_s == 7200 and scn.scenario.warmup_s == 600
+    wl = scn.workloads[0]
+    assert wl.arrival.rate_hz == 7.2 and wl.service.mean_s == 1.0
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+        wl.replicas = 3
+
+
+def test_every_error_at_once_with_key_paths(write_scenario):
+    path = write_scenario(
+        """
+        [scenario]
+        name = "Bad Name"
+        duration = "2 hours"
+        warmpu = "10m"
+
+        [[pools]]
+        name = "hall-a"
+        gpu_type = "H100-SXM"
+        nodes = -1
+
+        [[workloads]]
+        name = "chat"
+        kind = "inferense"
+
+        [[workloads]]
+        name = "ft"
+        kind = "training"
+        arrival = { process = "poisson", rate_per_s = -2 }
+        gpus = 8
+        duration = { dist = "lognormal", mean = "6h" }
+        prio = 3
+        """
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    keys = {p.key: p.message for p in info.value.problems}
+    assert set(keys) == {
+        "scenario.name",
+        "scenario.duration",
+        "scenario.warmpu",
+        "pools.hall-a.nodes",
+        "workloads.chat",
+        "workloads.ft.arrival.rate_per_s",
+        "workloads.ft.duration.sd",
+        "workloads.ft.prio",
+    }
+    assert "did you mean 'warmup'" in keys["scenario.warmpu"]
+    assert "did you mean 'priority'" in keys["workloads.ft.prio"]
+    assert "did you mean 'inference'" in keys["workloads.chat"]
+    assert "greater than or equal to 1" in keys["pools.hall-a.nodes"]
+    assert "missing" in keys["workloads.ft.duration.sd"]
+    text = info.value.render()
+    assert text.startswith(f"{path}: 8 problems")
+
+
+def test_cross_checks(write_scenario):
+    base = mmc_text(c=4)
+    cases = {
+        'gpu_type = "H100-SMX"': ("pools.hall.gpu_type", "did you mean 'H100-SXM'"),
+        "replicas = 9": ("workloads.chat.replicas", "only 4 of 9 replicas"),
+        "model_memory_gb = 200": ("workloads.chat.model_memory_gb", "needs 200 GB"),
+        'pool = "hal"': ("workloads.chat.pool", "did you mean 'hall'"),
+        'warmup = "3h"': ("scenario.warmup", "shorter than scenario.duration"),
+    }
+    for change, (key, words) in cases.items():
+        field = change.split(" = ")[0]
+        text = base
+        if f"{field} = " in text:
+            text = "\n".join(
+                change if line.startswith(f"{field} = ") else line for line in text.splitlines()
+            )
+        else:
+            text = text.replace('kind = "inference"', f'kind = "inference"\n{change}')
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(write_scenario(text))
+        problems = {p.key: p.message for p in info.value.problems}
+        assert key in problems, (change, problems)
+        assert words in problems[key], (change, problems)
+
+
+def test_poisson_needs_exactly_one_rate(write_scenario):
+    text = mmc_text().replace("rate_per_s = 3.0", "rate_per_s = 3.0, rate_per_h = 5")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_scenario(text))
+    assert "exactly one of rate_per_s, rate_per_h, rate_per_d" in info.value.render()
+
+
+def test_rates_per_hour_and_day(write_scenario):
+    text = mmc_text().replace("rate_per_s = 3.0", "rate_per_h = 7200")
+    assert load_scenario(write_scenario(text)).workloads[0].arrival.rate_hz == 2.0
+    text = mmc_text().replace("rate_per_s = 3.0", "rate_per_d = 86400")
+    assert load_scenario(write_scenario(text)).workloads[0].arrival.rate_hz == 1.0
+
+
+def test_overrides_by_name_index_and_new_table(write_scenario):
+    path = write_scenario(mmc_text())
+    scn = load_scenario(
+        path,
+        [
+            "scenario.duration=2d",
+            "workloads.chat.replicas=2",
+            "workloads.chat.arrival.rate_per_s=1.5",
+            "pools.0.nodes=6",
+            "facility.grid_mw=20",
+            'workloads.chat.service={ dist = "deterministic", value = "3s" }',
+        ],
+    )
+    assert scn.scenario.duration_s == 2 * 86400
+    wl = scn.workloads[0]
+    assert wl.replicas == 2 and wl.arrival.rate_hz == 1.5 and wl.service.value_s == 3
+    assert scn.pools[0].nodes == 6 and scn.facility.grid_mw == 20
+
+
+def test_override_errors():
+    raw = {"workloads": [{"name": "chat"}], "scenario": {"name": "x"}}
+    with pytest.raises(ScenarioError) as info:
+        apply_overrides(raw, ["workloads.chta.replicas=3"])
+    assert "did you mean 'chat'" in info.value.render()
+    with pytest.raises(ScenarioError) as info:
+        apply_overrides(raw, ["scenario.duration"])
+    assert "KEY=VALUE" in info.value.render()
+    with pytest.raises(ScenarioError):
+        apply_overrides(raw, ["scenario.name.x=1"])
+    assert raw == {"workloads": [{"name": "chat"}], "scenario": {"name": "x"}}  # not modified
+
+
+def test_override_is_validated_like_the_file(write_scenario):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write_scenario(mmc_text()), ["workloads.chat.replicas=-1"])
+    assert "workloads.chat.replicas" in info.value.render()
+
+
+def test_relative_paths_resolve_against_the_scenario_folder(write_scenario, tmp_path):
+    (tmp_path / "data").mkdir()
+    text = mmc_text().replace(
+        'service = { dist = "exponential", mean = 1.0 }',
+        'service = { dist = "empirical", path = "data/s.csv" }',
+    )
+    scn = load_scenario(write_scenario(text))
+    assert scn.workloads[0].service.path == tmp_path / "data" / "s.csv"
+
+
+def test_json_schema_describes_the_format():
+    schema = scenario_json_schema()
+    json.dumps(schema)
+    assert {"scenario", "pools", "workloads", "facility", "scheduler", "gpu_types"} <= set(
+        schema["properties"]
+    )
+    meta = schema["$defs"]["ScenarioMeta"]["properties"]
+    assert "duration" in meta and "warmup" in meta  # the file's names, not duration_s
+    assert "anyOf" in meta["duration"]
+
+
+def test_each_spec_has_its_model_counterpart():
+    """A distribution or arrival process is one spec class plus one registered function."""
+    assert set(DISTRIBUTIONS.names()) == set(SAMPLERS.names())
+    assert set(ARRIVALS.names()) == set(ARRIVAL_STREAMS.names())
