@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import click
 
-from sim import __version__
 from sim.errors import UserError
+from sim.version import __version__
 
 EXIT_BAD_INPUT = 2
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim import __version__
 from sim.config import Scenario, apply_overrides, check_scenario, load_scenario, validate_scenario
 from sim.config.scenario import InferenceWorkload
 from sim.errors import Problem, ScenarioError
+from sim.version import __version__
 
 if TYPE_CHECKING:
     import pandas as pd

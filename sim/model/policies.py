@@ -10,15 +10,24 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sim.registry import Registry
 
-if TYPE_CHECKING:
-    from sim.model.training import Job
+
+class Queued(Protocol):
+    """What a policy may look at: a job's priority (submission order is the push order)."""
+
+    @property
+    def priority(self) -> int:
+        """Higher goes first under the priority policy."""
+        ...
 
 
-class JobQueue(Protocol):
+Job = TypeVar("Job", bound=Queued)
+
+
+class JobQueue(Protocol[Job]):
     """Waiting jobs in the order a policy starts them."""
 
     def push(self, job: Job) -> None:
@@ -38,11 +47,11 @@ class JobQueue(Protocol):
     def __iter__(self) -> Iterator[Job]: ...
 
 
-QUEUE_POLICIES: Registry[Callable[[], JobQueue]] = Registry("scheduler policy")
+QUEUE_POLICIES: Registry[Callable[[], JobQueue[Any]]] = Registry("scheduler policy")
 
 
 @QUEUE_POLICIES.register("fifo")
-class FifoQueue:
+class FifoQueue(Generic[Job]):
     """First submitted, first started."""
 
     def __init__(self) -> None:
@@ -68,7 +77,7 @@ class FifoQueue:
 
 
 @QUEUE_POLICIES.register("priority")
-class PriorityQueue:
+class PriorityQueue(Generic[Job]):
     """Higher workload priority first; first submitted first within a priority."""
 
     def __init__(self) -> None:

@@ -93,7 +93,7 @@ class TrainingScheduler:
         env: simpy.Environment,
         capacity: Capacity,
         meters: list[PoolMeter],
-        queue: JobQueue,
+        queue: JobQueue[Job],
         recorder: Recorder,
     ) -> None:
         self.env = env
