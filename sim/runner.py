@@ -63,7 +63,7 @@ def resolve(
         source = source or "scenario"
         if not overrides:
             return scenario, source
-        raw = apply_overrides(scenario.model_dump(mode="python", by_alias=True), overrides)
+        raw = apply_overrides(scenario.model_dump(mode="json", by_alias=True), overrides)
         return validate_scenario(raw, source, policy_names=policy_names()), source
     return load_scenario(scenario, overrides, policy_names=policy_names()), str(scenario)
 

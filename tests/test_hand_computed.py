@@ -235,3 +235,18 @@ def test_calendar_start_adds_timestamps(run_text):
     assert str(jobs.submit_ts.iloc[0]) == "2024-07-15 08:10:00+00:00"
     assert str(jobs.end_ts.iloc[0]) == "2024-07-15 09:10:00+00:00"
     assert "timestamp" in result.tables["timeseries"].column_names
+
+
+def test_a_completion_at_an_arrival_instant_frees_the_replica_first(run_text):
+    """max_queue = 0 (a loss system), one replica, 1 s service, arrivals at 0, 1 and 2 s.
+
+    Each request ends exactly when the next arrives; the completion is handled first, so no
+    request is rejected: starts at 0, 1, 2.
+    """
+    result = run_text(
+        pool(duration="1m").replace('value = "2s"', 'value = "1s"')
+        + inference("0, 1, 2", extra="max_queue = 0").replace('value = "2s"', 'value = "1s"')
+    )
+    req = result.frame("requests").sort_values("arrival_s")
+    assert list(req.status.astype(str)) == ["ok"] * 3
+    assert list(req.start_s) == [0.0, 1.0, 2.0]

@@ -8,7 +8,8 @@ its state is exact whenever another process looks at it. Those internal events a
 explicitly, not by ``env.now``.
 
 A request goes to the lowest-numbered free replica, else waits in the queue (or is rejected if
-``max_queue`` requests are already waiting). Its service time is its drawn demand (on H100-SXM)
+``max_queue`` requests are already waiting). A completion at the same instant as an arrival is
+handled first, so the arriving request can take the replica it frees. Its service time is its drawn demand (on H100-SXM)
 divided by the speed of its replica's GPUs.
 """
 
@@ -139,10 +140,10 @@ class InferenceEngine:
         while True:
             ta = arrival_chunk[pos]
             tc = completions[0][0] if completions else INF
-            t = ta if ta <= tc else tc
+            t = ta if ta < tc else tc
             if t >= horizon or t > peek():
                 break
-            if ta <= tc:  # an arrival
+            if ta < tc:  # an arrival (at a tie, the completion goes first and frees its replica)
                 i = self.arrived
                 self.arrived = i + 1
                 if free:

@@ -32,6 +32,7 @@ Progress = Callable[[float], None]
 """Called with the simulated time as the run advances (about a hundred times per run)."""
 
 J_PER_KWH = 3.6e6
+NAN = float("nan")
 
 
 class World:
@@ -172,7 +173,7 @@ class World:
             "gpus_busy": busy,
             "it_power_kw": it_w / 1000.0,
             "facility_power_kw": self.facility.facility_w(it_w) / 1000.0,
-            "power_limit_kw": self.facility.limit_kw,
+            "power_limit_kw": self.facility.limit_kw if self.facility.limit_kw is not None else NAN,
             "it_energy_kwh": energy_j / J_PER_KWH,
             "gpu_busy_hours": busy_s / 3600.0,
             "gpu_allocated_hours": alloc_s / 3600.0,

@@ -1,13 +1,15 @@
 """Columnar buffers the model records into, turned into Arrow tables at the end of a run.
 
-Rare records (events, jobs, samples) are appended to one Python list per column. Requests come
-in blocks of NumPy columns from the inference engines and are converted to Arrow record
+Events, jobs and samples are appended to one typed array per column (``array('d')`` for
+floats, ``array('q')`` for integers and codes; text in lists), eight bytes a value. Requests
+come in blocks of NumPy columns from the inference engines and are converted to Arrow record
 batches at once, with the derived columns (wait, latency, SLA) computed vectorised; no
 per-request dicts or tuples are ever made.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,10 +33,34 @@ def _float_array(values: Any) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.float64), type=pa.float64(), from_pandas=True)
 
 
-def _int_array(values: Any, type_: pa.DataType) -> pa.Array:
-    """Integers with negative values as null."""
+def _int_array(values: Any, type_: pa.DataType, negative_is_null: bool = True) -> pa.Array:
+    """Integers, with negative values as null unless the column may hold them."""
     arr = np.asarray(values, dtype=np.int64)
-    return pa.array(arr, type=type_, mask=arr < 0)
+    return pa.array(arr, type=type_, mask=arr < 0 if negative_is_null else None)
+
+
+SIGNED = frozenset({"priority"})
+"""Integer columns where a negative value is a value, not a missing one."""
+
+
+def _buffers(table: str) -> dict[str, Any]:
+    """One append-only buffer per column of ``table``."""
+    out: dict[str, Any] = {}
+    for column in TABLES[table]:
+        if pa.types.is_floating(column.type):
+            out[column.name] = array("d")
+        elif pa.types.is_integer(column.type) or column.type == DICT:
+            out[column.name] = array("q")
+        else:
+            out[column.name] = []
+    return out
+
+
+def _values(buffer: Any) -> Any:
+    """A buffer as a NumPy array (typed arrays without copying) or a list."""
+    if isinstance(buffer, array):
+        return np.frombuffer(buffer, dtype=np.float64 if buffer.typecode == "d" else np.int64)
+    return buffer
 
 
 class Recorder:
@@ -56,10 +82,10 @@ class Recorder:
         self.horizon_s = horizon_s
         self.warmup_s = warmup_s
         self.start = start
-        self._events: dict[str, list[Any]] = {c.name: [] for c in TABLES["events"]}
-        self._jobs: dict[str, list[Any]] = {c.name: [] for c in TABLES["jobs"]}
-        self._site: dict[str, list[Any]] = {c.name: [] for c in TABLES["timeseries"]}
-        self._pool: dict[str, list[Any]] = {c.name: [] for c in TABLES["pool_timeseries"]}
+        self._events = _buffers("events")
+        self._jobs = _buffers("jobs")
+        self._site = _buffers("timeseries")
+        self._pool = _buffers("pool_timeseries")
         self._request_batches: list[list[pa.RecordBatch]] = [[] for _ in self.workloads]
 
     # -- events -------------------------------------------------------------------------
@@ -168,27 +194,45 @@ class Recorder:
         micros = start_us + np.round(np.where(missing, 0.0, values) * 1e6).astype(np.int64)
         return pa.array(micros, type=TIMESTAMP, mask=missing)
 
+    def _arrays(
+        self, table: str, data: dict[str, Any], order: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The recorded columns of ``table`` as Arrow arrays (rows in ``order`` if given)."""
+        names = {
+            "event": codes.EVENTS,
+            "workload": self.workloads,
+            "pool": self.pools,
+            "status": codes.JOB_STATUS,
+        }
+        columns: dict[str, Any] = {}
+        for column in TABLES[table]:
+            values = _values(data[column.name])
+            if len(values) == 0 and column.name in ("wait_s", "after_warmup"):
+                continue  # derived, not recorded
+            if order is not None:
+                values = (
+                    values[order] if isinstance(values, np.ndarray) else [values[i] for i in order]
+                )
+            if column.type == DICT:
+                columns[column.name] = _dict_array(values, names[column.name])
+            elif pa.types.is_floating(column.type):
+                columns[column.name] = _float_array(values)
+            elif pa.types.is_integer(column.type):
+                columns[column.name] = _int_array(values, column.type, column.name not in SIGNED)
+            else:
+                columns[column.name] = pa.array(values, type=column.type)
+        return columns
+
     def tables(self) -> dict[str, pa.Table]:
         """The output tables: events, requests, jobs, timeseries, pool_timeseries."""
-        ev = self._events
-        events = self._finish(
-            "events",
-            {
-                "time_s": _float_array(ev["time_s"]),
-                "event": _dict_array(ev["event"], codes.EVENTS),
-                "workload": _dict_array(ev["workload"], self.workloads),
-                "pool": _dict_array(ev["pool"], self.pools),
-                "id": _int_array(ev["id"], pa.int64()),
-                "gpus": _int_array(ev["gpus"], pa.int32()),
-                "detail": pa.array(ev["detail"], type=pa.string()),
-            },
-        )
         return {
-            "events": events,
+            "events": self._finish("events", self._arrays("events", self._events)),
             "requests": self._requests_table(),
             "jobs": self._jobs_table(),
-            "timeseries": self._series_table("timeseries", self._site),
-            "pool_timeseries": self._series_table("pool_timeseries", self._pool),
+            "timeseries": self._finish("timeseries", self._arrays("timeseries", self._site)),
+            "pool_timeseries": self._finish(
+                "pool_timeseries", self._arrays("pool_timeseries", self._pool)
+            ),
         }
 
     def _requests_table(self) -> pa.Table:
@@ -204,44 +248,10 @@ class Recorder:
         return self._finish("requests", columns)
 
     def _jobs_table(self) -> pa.Table:
-        jobs = self._jobs
-        order = np.argsort(np.asarray(jobs["job_id"], dtype=np.int64), kind="stable")
-
-        def col(name: str) -> np.ndarray:
-            return np.asarray(jobs[name], dtype=np.float64 if name.endswith("_s") else None)[order]
-
-        submit, start = col("submit_s"), col("start_s")
-        return self._finish(
-            "jobs",
-            {
-                "job_id": pa.array(np.asarray(jobs["job_id"], dtype=np.int64)[order]),
-                "workload": _dict_array(col("workload"), self.workloads),
-                "gpus": pa.array(np.asarray(jobs["gpus"], dtype=np.int32)[order]),
-                "priority": pa.array(np.asarray(jobs["priority"], dtype=np.int32)[order]),
-                "submit_s": _float_array(submit),
-                "start_s": _float_array(start),
-                "end_s": _float_array(col("end_s")),
-                "wait_s": _float_array(start - submit),
-                "run_s": _float_array(col("run_s")),
-                "work_s": _float_array(col("work_s")),
-                "progress": _float_array(np.asarray(jobs["progress"], dtype=np.float64)[order]),
-                "status": _dict_array(col("status"), codes.JOB_STATUS),
-                "restarts": pa.array(np.asarray(jobs["restarts"], dtype=np.int32)[order]),
-                "pool": _dict_array(col("pool"), self.pools),
-                "nodes": _int_array(col("nodes"), pa.int32()),
-                "reason": pa.array([jobs["reason"][i] for i in order], type=pa.string()),
-                "after_warmup": pa.array(submit >= self.warmup_s, type=pa.bool_()),
-            },
-        )
-
-    def _series_table(self, name: str, data: dict[str, list[Any]]) -> pa.Table:
-        columns: dict[str, pa.Array] = {}
-        for column in TABLES[name]:
-            values = data[column.name]
-            if column.type == DICT:
-                columns[column.name] = _dict_array(values, self.pools)
-            elif pa.types.is_floating(column.type):
-                columns[column.name] = pa.array(values, type=column.type, from_pandas=True)
-            else:
-                columns[column.name] = pa.array(values, type=column.type)
-        return self._finish(name, columns)
+        order = np.argsort(_values(self._jobs["job_id"]), kind="stable")
+        columns = self._arrays("jobs", self._jobs, order)
+        submit = _values(self._jobs["submit_s"])[order]
+        start = _values(self._jobs["start_s"])[order]
+        columns["wait_s"] = _float_array(start - submit)
+        columns["after_warmup"] = pa.array(submit >= self.warmup_s, type=pa.bool_())
+        return self._finish("jobs", columns)
