@@ -9,8 +9,8 @@ explicitly, not by ``env.now``.
 
 A request goes to the lowest-numbered free replica, else waits in the queue (or is rejected if
 ``max_queue`` requests are already waiting). A completion at the same instant as an arrival is
-handled first, so the arriving request can take the replica it frees. Its service time is its drawn demand (on H100-SXM)
-divided by the speed of its replica's GPUs.
+handled first, so the arriving request can take the replica it frees. Its service time is its
+drawn demand (on H100-SXM) divided by the speed of its replica's GPUs.
 """
 
 from __future__ import annotations
