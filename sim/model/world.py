@@ -6,10 +6,12 @@ is given and keeps no state in module globals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING
 
 import simpy
+from simpy.events import EventPriority
 
 from sim.config.checks import check_scenario
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
@@ -33,6 +35,9 @@ Progress = Callable[[float], None]
 
 J_PER_KWH = 3.6e6
 NAN = float("nan")
+END_OF_INSTANT = EventPriority(2)
+"""SimPy priority after URGENT (0) and NORMAL (1): observers scheduled with it see the state
+after everything else that happens at the same instant."""
 
 
 class World:
@@ -186,30 +191,38 @@ class World:
         }
         self.recorder.sample(site, pool_rows)
 
-    def _sampler(self) -> Generator[simpy.Event, Any, None]:
-        for t in self.sample_times():
-            if t > self.env.now:
-                yield self.env.timeout(t - self.env.now)
-            self.sample(t)
+    def at_end_of_instant(self, t: float, action: Callable[[], None]) -> None:
+        """Call ``action`` at time ``t``, after everything else that happens at ``t``."""
+        event = simpy.Event(self.env)
+        event._ok = True
+        event._value = None
+        event.callbacks.append(lambda _event: action())
+        self.env.schedule(event, priority=END_OF_INSTANT, delay=max(t - self.env.now, 0.0))
 
-    def _progress(self, report: Progress) -> Generator[simpy.Event, Any, None]:
-        step = self.horizon / 100
-        while True:
-            yield self.env.timeout(step)
-            report(self.env.now)
+    def _sample_from(self, times: Iterator[float]) -> None:
+        """Take the samples at ``times``, one event at a time."""
+        t = next(times, None)
+        if t is None:
+            return
+
+        def take() -> None:
+            self.sample(t)
+            self._sample_from(times)
+
+        self.at_end_of_instant(t, take)
 
     # -- running -------------------------------------------------------------------------
     def run(self, progress: Progress | None = None) -> None:
         """Simulate up to the horizon, then close every request and job and take a last sample."""
         env = self.env
-        env.process(self._sampler())
+        self._sample_from(self.sample_times())
         warmup = self.scn.scenario.warmup_s
         if warmup > 0:
-            env.timeout(warmup).callbacks.append(
-                lambda _e: self.recorder.event(warmup, codes.WARMUP_ENDED)
-            )
+            self.at_end_of_instant(warmup, lambda: self.recorder.event(warmup, codes.WARMUP_ENDED))
         if progress is not None:
-            env.process(self._progress(progress))
+            for k in range(1, 100):
+                t = self.horizon * k / 100
+                self.at_end_of_instant(t, partial(progress, t))
         env.run(until=self.horizon)
         for engine in self.engines:
             engine.finish()
