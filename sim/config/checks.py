@@ -86,6 +86,11 @@ def check_scenario(scn: Scenario) -> CheckResult:
     return result
 
 
+def _candidate_pools(scn: Scenario, wl: InferenceWorkload | TrainingWorkload) -> list[Pool]:
+    """The pool a workload names, or every pool in file order."""
+    return [scn.pool_named(wl.pool)] if wl.pool else list(scn.pools)
+
+
 def _place_replicas(
     scn: Scenario,
     wl: InferenceWorkload,
@@ -95,7 +100,7 @@ def _place_replicas(
 ) -> None:
     """Assign each replica to the named pool or the first pool with room and enough memory."""
     key = f"workloads.{wl.name}"
-    candidates = [scn.pool_named(wl.pool)] if wl.pool else list(scn.pools)
+    candidates = _candidate_pools(scn, wl)
 
     def holds(pool: Pool) -> bool:
         return pool_gpus[pool.name].memory_gb * wl.gpus_per_replica >= wl.model_memory_gb
@@ -148,7 +153,7 @@ def _check_training(
 ) -> None:
     """Memory fit is an error; a job larger than every eligible pool is a warning."""
     key = f"workloads.{wl.name}"
-    candidates = [scn.pool_named(wl.pool)] if wl.pool else list(scn.pools)
+    candidates = _candidate_pools(scn, wl)
     fitting = [p for p in candidates if pool_gpus[p.name].memory_gb >= wl.memory_gb_per_gpu]
     if not fitting:
         where = f"pool {wl.pool!r}" if wl.pool else "any pool"
