@@ -13,18 +13,13 @@ from sim.version import __version__
 __all__ = ["__version__", "load_scenario", "run", "write_run"]
 
 if TYPE_CHECKING:
-    from sim.config import load_scenario
-    from sim.runner import run, write_run
+    from sim.runner import load_scenario, run, write_run
 
 
 def __getattr__(name: str) -> Any:
     """Import the public API lazily, so that ``import sim`` stays cheap."""
-    if name in ("run", "write_run"):
+    if name in ("run", "write_run", "load_scenario"):
         from sim import runner
 
         return getattr(runner, name)
-    if name == "load_scenario":
-        from sim.config import load_scenario
-
-        return load_scenario
     raise AttributeError(f"module 'sim' has no attribute {name!r}")

@@ -6,15 +6,17 @@ never a traceback. Heavy libraries are imported inside the commands that need th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import click
 
 from sim.errors import UserError
+
+if TYPE_CHECKING:
+    from sim.runner import Prepared
 from sim.version import __version__
 
 EXIT_BAD_INPUT = 2
@@ -80,35 +82,21 @@ def run(
     there is none.
     """
     from sim import runner
-    from sim.config import check_scenario
     from sim.record.writer import prepare_out_dir
 
-    scn, source = runner.resolve(scenario, overrides)
+    prepared = runner.prepare(scenario, overrides)
+    scn = prepared.scenario
     if not quiet:
-        for warning in check_scenario(scn).warnings:
-            click.echo(f"warning: {warning.render(source)}", err=True)
+        _warn(prepared)
     actual_seed = scn.scenario.seed if seed is None else seed
     target = out or Path("outputs") / scn.scenario.name / f"seed={actual_seed}"
     prepare_out_dir(target)
-    bar = None
-    progress = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        horizon = scn.scenario.duration_s
-        bar = tqdm(
-            total=horizon, unit="sim-s", unit_scale=True, desc=scn.scenario.name, leave=False
-        )
-
-        def progress(t: float) -> None:
-            bar.update(min(t, horizon) - bar.n)
-
+    bar = _progress_bar(scn.scenario.name, scn.scenario.duration_s) if not quiet else None
     try:
-        result = runner.run(scn, seed=actual_seed, progress=progress, source=source)
+        result = runner.run(prepared, seed=actual_seed, progress=bar.update_to if bar else None)
     finally:
         if bar is not None:
             bar.close()
-    result = dataclasses.replace(result, overrides=overrides)
     written = runner.write_run(result, target)
     if quiet:
         return
@@ -121,6 +109,45 @@ def run(
     click.echo(f"\nrun directory: {written}")
 
 
+def _warn(prepared: Prepared) -> None:
+    for warning in prepared.warnings:
+        click.echo(f"warning: {warning.render(prepared.source)}", err=True)
+
+
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} {unit} [{elapsed}<{remaining}]"
+
+
+class _Bar(Protocol):
+    def update_to(self, t: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress_bar(name: str, horizon_s: float) -> _Bar | None:
+    """A tqdm bar over simulated time, in minutes, hours or days; None if stderr is no terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    unit, size = next(
+        (u, s)
+        for u, s in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0))
+        if horizon_s >= 2 * s or s == 1.0
+    )
+
+    class Bar(tqdm):  # type: ignore[misc]
+        def update_to(self, t: float) -> None:
+            self.update(min(t, horizon_s) / size - self.n)
+
+    return Bar(
+        total=horizon_s / size,
+        desc=name,
+        unit=f"sim-{unit}",
+        bar_format=BAR_FORMAT,
+        leave=False,
+    )
+
+
 @cli.command()
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
@@ -128,25 +155,22 @@ def run(
 def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: bool) -> None:
     """Check scenario files without running them.
 
-    Checks every key and value, the references between sections (GPU types, pools), that
-    replicas fit in memory and in the pools, and that data files can be read. Prints every
-    problem with its key path; exits 2 if any file has one. Warnings do not fail.
+    Checks every key and value; then, all at once, the references between sections (GPU
+    types, pools), that replicas fit in memory and in the pools, the scheduler policy, and that
+    data files can be read. Prints every problem with its key path; exits 2 if any file has
+    one. Warnings (e.g. jobs too large for any pool) do not fail.
     """
-    from sim.config import check_scenario, load_scenario
-    from sim.inputs import load_inputs
-    from sim.runner import policy_names
+    from sim.runner import prepare
 
     failed = 0
     for path in scenarios:
         try:
-            scn = load_scenario(path, overrides, policy_names=policy_names())
-            load_inputs(scn, str(path))
+            prepared = prepare(path, overrides)
         except UserError as error:
             failed += 1
             click.echo(f"error: {error.render()}", err=True)
             continue
-        for warning in check_scenario(scn).warnings:
-            click.echo(f"warning: {warning.render(str(path))}", err=True)
+        _warn(prepared)
         if not quiet:
             click.echo(f"ok: {path}")
     if failed:

@@ -1,7 +1,7 @@
 """External data a scenario refers to (empirical distributions), read and checked before a run.
 
-A missing or unreadable file, a missing column or a bad row is a ScenarioError naming the
-scenario file, the key path, the data file and the row.
+A missing or unreadable file, a missing column or a bad row is a problem naming the key path
+(``workloads.ft.duration.path``), the data file and the line. Reading needs pyarrow, not pandas.
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ class Inputs:
         return self.samples[(spec.path, spec.column, spec.unit)]
 
 
+class DataFileError(ValueError):
+    """A data file that cannot be used, and the key of its spec to blame (path or column)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def _read_table(path: Path) -> Any:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -56,73 +64,78 @@ def _as_seconds(values: list[Any]) -> tuple[list[float], list[tuple[int, Any]]]:
 
 
 def read_empirical(spec: Empirical) -> np.ndarray:
-    """Read an empirical distribution's column as seconds; raise ValueError saying what is wrong."""
+    """Read an empirical distribution's column as seconds; raise DataFileError if it can't."""
     import pyarrow as pa
 
     path = spec.path
     if not path.exists():
-        raise ValueError(f"data file {str(path)!r} does not exist")
+        raise DataFileError("path", f"data file {str(path)!r} does not exist")
     try:
         table = _read_table(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise ValueError(f"cannot read data file {str(path)!r}: {exc}") from None
+        raise DataFileError("path", f"cannot read data file {str(path)!r}: {exc}") from None
     names = table.column_names
     column = spec.column
     if column is None:
         if len(names) != 1:
-            raise ValueError(
-                f"data file {str(path)!r} has columns {names}: say which with 'column'"
+            raise DataFileError(
+                "column", f"data file {str(path)!r} has columns {names}: say which with 'column'"
             )
         column = names[0]
     if column not in names:
-        raise ValueError(f"data file {str(path)!r} has no column {column!r} (it has {names})")
+        raise DataFileError(
+            "column", f"data file {str(path)!r} has no column {column!r} (it has {names})"
+        )
     scale = UNIT_SECONDS[spec.unit]
-    col = table.column(column)
-    if (
-        col.null_count == 0
-        and len(col)
-        and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type))
-    ):
-        fast = col.to_numpy().astype(np.float64)
+    col = table.column(column).combine_chunks()
+    if len(col) == 0:
+        raise DataFileError("column", f"column {column!r} of {str(path)!r} is empty")
+    if col.null_count == 0 and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        floats = col.cast(pa.float64())
+        fast = np.frombuffer(floats.buffers()[1], dtype=np.float64)
+        fast = fast[floats.offset : floats.offset + len(floats)]
         if bool(np.all(np.isfinite(fast) & (fast >= 0))):
             seconds: np.ndarray = fast * scale
             return seconds
-    values = col.to_pylist()
-    if not values:
-        raise ValueError(f"column {column!r} of {str(path)!r} is empty")
-    numbers, bad = _as_seconds(values)
+    numbers, bad = _as_seconds(col.to_pylist())
     if bad:
         csv = path.suffix.lower() == ".csv"
         first = ", ".join(
             f"{'line' if csv else 'row'} {i + 2 if csv else i + 1}: {v!r}" for i, v in bad[:3]
         )
-        raise ValueError(
+        raise DataFileError(
+            "path",
             f"column {column!r} of {str(path)!r} has {len(bad)} value(s) that are not numbers "
-            f">= 0 ({first})"
+            f">= 0 ({first})",
         )
     return np.asarray(numbers, dtype=np.float64) * scale
 
 
-def load_inputs(scn: Scenario, source: str) -> Inputs:
-    """Read every data file ``scn`` refers to; raise ScenarioError listing every problem."""
+def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
+    """Read every data file ``scn`` refers to; return what was read and every problem."""
     inputs = Inputs()
     problems: list[Problem] = []
     for wl in scn.workloads:
-        specs: dict[str, Any] = (
-            {"service": wl.service}
+        key, spec = (
+            ("service", wl.service)
             if isinstance(wl, InferenceWorkload)
-            else {"duration": wl.duration}
+            else ("duration", wl.duration)
         )
-        for key, spec in specs.items():
-            if not isinstance(spec, Empirical):
-                continue
-            ident = (spec.path, spec.column, spec.unit)
-            if ident in inputs.samples:
-                continue
-            try:
-                inputs.samples[ident] = read_empirical(spec)
-            except ValueError as exc:
-                problems.append(Problem(f"workloads.{wl.name}.{key}", str(exc)))
+        if not isinstance(spec, Empirical):
+            continue
+        ident = (spec.path, spec.column, spec.unit)
+        if ident in inputs.samples:
+            continue
+        try:
+            inputs.samples[ident] = read_empirical(spec)
+        except DataFileError as exc:
+            problems.append(Problem(f"workloads.{wl.name}.{key}.{exc.key}", str(exc)))
+    return inputs, problems
+
+
+def load_inputs(scn: Scenario, source: str) -> Inputs:
+    """Read every data file ``scn`` refers to; raise ScenarioError listing every problem."""
+    inputs, problems = read_inputs(scn)
     if problems:
         raise ScenarioError(source, problems)
     return inputs

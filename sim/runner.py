@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.config import Scenario, apply_overrides, check_scenario, load_scenario, validate_scenario
+from sim.config import Scenario, apply_overrides, check_scenario
+from sim.config.loading import blame_overrides, parse_scenario, read_scenario
 from sim.config.scenario import InferenceWorkload
 from sim.errors import Problem, ScenarioError
 from sim.version import __version__
@@ -23,6 +24,8 @@ from sim.version import __version__
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from sim.inputs import Inputs
 
 
 @dataclass(frozen=True)
@@ -45,27 +48,67 @@ class RunResult:
         return to_frame(self.tables[name])
 
 
-def policy_names() -> tuple[str, ...]:
-    """The registered scheduler policies, for validating ``scheduler.policy``."""
-    from sim.model.policies import QUEUE_POLICIES
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario that passed every check, with the data it refers to, ready to run."""
 
-    return QUEUE_POLICIES.names()
+    scenario: Scenario
+    source: str
+    inputs: Inputs
+    warnings: tuple[Problem, ...] = ()
+    overrides: tuple[str, ...] = ()
 
 
-def resolve(
+def _parse(
+    scenario: Scenario | str | os.PathLike[str], overrides: tuple[str, ...], source: str | None
+) -> tuple[Scenario, str]:
+    if not isinstance(scenario, Scenario):
+        return read_scenario(scenario, overrides)
+    source = source or "scenario"
+    if not overrides:
+        return scenario, source
+    raw = apply_overrides(scenario.model_dump(mode="json", by_alias=True), overrides)
+    try:
+        return parse_scenario(raw, source), source
+    except ScenarioError as error:
+        raise ScenarioError(source, blame_overrides(error.problems, overrides)) from None
+
+
+def prepare(
     scenario: Scenario | str | os.PathLike[str],
     overrides: Iterable[str] = (),
     source: str | None = None,
-) -> tuple[Scenario, str]:
-    """A validated scenario and the name of its source (for messages), from a path or a Scenario."""
+) -> Prepared:
+    """Check a scenario (a file path or a Scenario) and read its data files.
+
+    First every key and value; then, together, how the sections fit, the scheduler policy,
+    the replicas' placement and the data files. Raises ScenarioError listing every problem of
+    the stage that failed, each with its key path (``source`` names a Scenario object's file).
+    """
+    from sim.inputs import read_inputs
+    from sim.model.placement import check_model
+
     overrides = tuple(overrides)
-    if isinstance(scenario, Scenario):
-        source = source or "scenario"
-        if not overrides:
-            return scenario, source
-        raw = apply_overrides(scenario.model_dump(mode="json", by_alias=True), overrides)
-        return validate_scenario(raw, source, policy_names=policy_names()), source
-    return load_scenario(scenario, overrides, policy_names=policy_names()), str(scenario)
+    scn, source = _parse(scenario, overrides, source)
+    checked = check_scenario(scn)
+    problems, warnings = list(checked.problems), list(checked.warnings)
+    if not checked.problems:
+        model = check_model(scn)
+        problems += model.problems
+        warnings += model.warnings
+    inputs, input_problems = read_inputs(scn)
+    problems += input_problems
+    if problems:
+        raise ScenarioError(source, blame_overrides(problems, overrides))
+    return Prepared(scn, source, inputs, tuple(blame_overrides(warnings, overrides)), overrides)
+
+
+def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
+    """Load a scenario file with ``KEY=VALUE`` overrides, checked as ``sim run`` checks it.
+
+    That is keys, values, references, replica placement, policy and data files.
+    """
+    return prepare(path, overrides).scenario
 
 
 def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
@@ -103,33 +146,34 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
 
 
 def run(
-    scenario: Scenario | str | os.PathLike[str],
+    scenario: Prepared | Scenario | str | os.PathLike[str],
     *,
     seed: int | None = None,
     overrides: Iterable[str] = (),
     progress: Callable[[float], None] | None = None,
     source: str | None = None,
 ) -> RunResult:
-    """Simulate a scenario (a file path or a validated ``Scenario``) and summarise it.
+    """Simulate a scenario (a file path, a ``Scenario`` or a ``Prepared``) and summarise it.
 
     ``seed`` replaces ``scenario.seed``; ``overrides`` are ``KEY=VALUE`` strings as for
     ``sim run --set``; ``progress`` is called with the simulated time as the run advances;
     ``source`` names a Scenario object's file in messages. Raises ScenarioError for bad input.
     """
     from sim.analysis.summary import summarize, to_frame
-    from sim.inputs import load_inputs
     from sim.model.world import simulate
     from sim.record.recorder import Recorder
 
-    overrides = tuple(overrides)
-    scn, source = resolve(scenario, overrides, source)
-    checked = check_scenario(scn)
-    if checked.problems:
-        raise ScenarioError(source, checked.problems)
+    if isinstance(scenario, Prepared):
+        if overrides:
+            raise ValueError("apply overrides when preparing the scenario, not when running it")
+        prepared = scenario
+    else:
+        prepared = prepare(scenario, overrides, source)
+    scn = prepared.scenario
     seed = scn.scenario.seed if seed is None else seed
     if seed < 0:
-        raise ScenarioError(source, [Problem("scenario.seed", f"must be >= 0 (got {seed})")])
-    inputs = load_inputs(scn, source)
+        problem = Problem("scenario.seed", f"must be >= 0 (got {seed})")
+        raise ScenarioError(prepared.source, [problem])
     recorder = Recorder(
         workloads=[w.name for w in scn.workloads],
         pools=[p.name for p in scn.pools],
@@ -142,7 +186,7 @@ def run(
         start=scn.scenario.start,
     )
     began = time.perf_counter()
-    simulate(scn, inputs, recorder, seed, progress)
+    simulate(scn, prepared.inputs, recorder, seed, progress)
     tables = recorder.tables()
     meta = run_meta(scn, seed)
     summary = summarize(lambda name, cols: to_frame(tables[name].select(list(cols))), meta)
@@ -153,8 +197,8 @@ def run(
         summary=summary,
         meta=meta,
         wall_time_s=time.perf_counter() - began,
-        source=source,
-        overrides=overrides,
+        source=prepared.source,
+        overrides=prepared.overrides,
     )
 
 

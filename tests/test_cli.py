@@ -732,6 +732,26 @@ def test_out_is_an_existing_file(write_scenario: Callable[..., Path], tmp_path: 
     assert target.read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("manifest.json", '{"name": "my web app"}', "manifest.json (not written by sim)"),
+        ("notes.txt", "my notes", "notes.txt"),
+    ],
+)
+def test_out_among_files_sim_did_not_write(
+    write_scenario: Callable[..., Path], tmp_path: Path, name: str, text: str, words: str
+) -> None:
+    scenario = write_scenario(SMALL)
+    target = tmp_path / "folder"
+    target.mkdir()
+    (target / name).write_text(text)
+    result = invoke("run", scenario, "--out", target)
+    assert_bad_input(result, f"error: {target}", "did not write", words)
+    assert [p.name for p in target.iterdir()] == [name]
+    assert (target / name).read_text() == text
+
+
 def test_out_inside_a_file(write_scenario: Callable[..., Path], tmp_path: Path) -> None:
     scenario = write_scenario(SMALL)
     target = tmp_path / "taken"
@@ -791,23 +811,42 @@ def test_schema_out_unwritable(tmp_path: Path) -> None:
     assert_bad_input(result, f"error: {target}", "cannot write")
 
 
-def test_failed_rerun_leaves_no_stale_manifest(tmp_path: Path) -> None:
-    """A run that fails after its directory is prepared must not leave the old manifest.
-
-    The data files of empirical distributions are read after the output directory is prepared,
-    so removing one between two runs into the same directory makes the second fail there.
-    """
+def test_rejected_rerun_keeps_the_previous_run(tmp_path: Path) -> None:
+    """Bad input is found before the output directory is touched: the previous run there
+    stays complete and unchanged."""
     scenario = write(tmp_path / "emp.toml", EMPIRICAL)
     data = write(tmp_path / "data" / "runtimes.csv", GOOD_CSV)
     out = tmp_path / "out"
     assert_ok(invoke("run", scenario, "-q", "--out", out))
-    assert (out / "manifest.json").exists()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     data.unlink()
     result = invoke("run", scenario, "-q", "--out", out)
-    # (the message should also name emp.toml: see test_run_bad_scenario[empirical-*])
-    assert_bad_input(result, "workloads.ft.duration", "runtimes.csv", "does not exist")
+    assert_bad_input(
+        result, f"error: {scenario}", "workloads.ft.duration.path", "runtimes.csv", "does not exist"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert_ok(invoke("summarize", out))
+
+
+def test_run_failing_midway_leaves_no_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that fails after its checks (here: the simulation raises) must not leave the
+    previous run's manifest beside files it may have replaced."""
+    scenario = write(tmp_path / "emp.toml", EMPIRICAL)
+    write(tmp_path / "data" / "runtimes.csv", GOOD_CSV)
+    out = tmp_path / "out"
+    assert_ok(invoke("run", scenario, "-q", "--out", out))
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("simulated crash")
+
+    import sim.model.world
+
+    monkeypatch.setattr(sim.model.world, "simulate", crash)
+    result = invoke("run", scenario, "-q", "--out", out)
+    assert result.exit_code != 0
     assert not (out / "manifest.json").exists()
-    # the directory no longer counts as a complete run
     assert_bad_input(invoke("summarize", out), "no manifest.json")
 
 

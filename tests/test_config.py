@@ -7,6 +7,7 @@ import json
 import pytest
 from conftest import mmc_text
 
+import sim
 from sim.config import apply_overrides, load_scenario, scenario_json_schema
 from sim.config.arrivals import ARRIVALS
 from sim.config.distributions import DISTRIBUTIONS
@@ -110,7 +111,6 @@ def test_cross_checks(write_scenario):
     base = mmc_text(c=4)
     cases = {
         'gpu_type = "H100-SMX"': ("pools.hall.gpu_type", "did you mean 'H100-SXM'"),
-        "replicas = 9": ("workloads.chat.replicas", "only 4 of 9 replicas"),
         "model_memory_gb = 200": ("workloads.chat.model_memory_gb", "needs 200 GB"),
         'pool = "hal"': ("workloads.chat.pool", "did you mean 'hall'"),
         'warmup = "3h"': ("scenario.warmup", "shorter than scenario.duration"),
@@ -129,6 +129,34 @@ def test_cross_checks(write_scenario):
         problems = {p.key: p.message for p in info.value.problems}
         assert key in problems, (change, problems)
         assert words in problems[key], (change, problems)
+
+
+def test_full_check_places_replicas_and_checks_policy_and_data_all_at_once(write_scenario):
+    """sim.load_scenario checks what only the model and the data can say, every problem at once."""
+    text = mmc_text(c=4).replace("replicas = 4", "replicas = 9")
+    text = text.replace(
+        'service = { dist = "exponential", mean = 1.0 }',
+        'service = { dist = "empirical", path = "missing.csv" }',
+    )
+    text += '\n[scheduler]\npolicy = "fifi"\n'
+    with pytest.raises(ScenarioError) as info:
+        sim.load_scenario(write_scenario(text))
+    problems = {p.key: p.message for p in info.value.problems}
+    assert "only 4 of 9 replicas" in problems["workloads.chat.replicas"]
+    assert "did you mean 'fifo'" in problems["scheduler.policy"]
+    assert "does not exist" in problems["workloads.chat.service.path"]
+
+
+def test_replicas_stay_within_a_node(write_scenario):
+    """Two 8-GPU nodes; 3-GPU replicas fit two per node (four in all), not five, although
+    16 GPUs would hold five by count."""
+    text = mmc_text(c=4).replace("nodes = 4\ngpus_per_node = 1", "nodes = 2\ngpus_per_node = 8")
+    text = text.replace("replicas = 4", "replicas = 5\ngpus_per_replica = 3")
+    with pytest.raises(ScenarioError) as info:
+        sim.load_scenario(write_scenario(text))
+    assert "only 4 of 5 replicas" in info.value.render()
+    scn = sim.load_scenario(write_scenario(text.replace("replicas = 5", "replicas = 4")))
+    assert scn.workloads[0].replicas == 4
 
 
 def test_poisson_needs_exactly_one_rate(write_scenario):

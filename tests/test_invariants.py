@@ -53,6 +53,35 @@ def seconds(draw: st.DrawFn, low: float, high: float) -> float:
     return round(draw(st.floats(low, high)), 3)
 
 
+def _take(free: list[int], gpus: int, per_node: int) -> bool:
+    """Take a replica of ``gpus`` GPUs from nodes with ``free`` GPUs (``per_node`` each when
+    empty), as the capacity object places replicas; False, taking nothing, if it does not fit."""
+    if gpus <= per_node:
+        fitting = [k for k, f in enumerate(free) if f >= gpus]
+        if not fitting:
+            return False
+        best = min(fitting, key=lambda k: (free[k], -k))
+        free[best] -= gpus
+        return True
+    if sum(free) < gpus:
+        return False
+    need = gpus
+    while need:
+        whole = [k for k, f in enumerate(free) if f == per_node]
+        if need >= per_node and whole:
+            free[whole[-1]] = 0
+            need -= per_node
+            continue
+        fitting = [k for k, f in enumerate(free) if f >= need]
+        if fitting:
+            free[min(fitting, key=lambda k: free[k])] -= need
+            return True
+        largest = max((k for k, f in enumerate(free) if f > 0), key=lambda k: free[k])
+        need -= free[largest]
+        free[largest] = 0
+    return True
+
+
 @st.composite
 def service_dists(draw: st.DrawFn) -> dict[str, Any]:
     """A request service-time distribution (seconds on H100-SXM)."""
@@ -115,19 +144,23 @@ def scenarios(
                 "node_overhead_w": float(draw(st.sampled_from([0, 150, 500]))),
             }
         )
-    free = [p["nodes"] * p["gpus_per_node"] for p in pools]
+    # Free GPUs per node; replicas go to the first pool with room, a replica that fits in a
+    # node within one node (best fit), a larger one over whole free nodes first.
+    nodes_free = [[p["gpus_per_node"]] * p["nodes"] for p in pools]
     workloads: list[dict[str, Any]] = []
     for i in range(draw(st.integers(*inference))):
-        if max(free) == 0:
+        gpr = draw(st.integers(1, 4))
+        placed = 0
+        for _ in range(draw(st.integers(1, 6))):
+            if not any(
+                _take(free, gpr, p["gpus_per_node"])
+                for free, p in zip(nodes_free, pools, strict=True)
+            ):
+                break
+            placed += 1
+        if placed == 0:
             break
-        gpr = draw(st.integers(1, min(4, max(free))))
-        fits = sum(f // gpr for f in free)  # replicas go first-fit, in pool order
-        replicas = draw(st.integers(1, min(fits, 6)))
-        left = replicas
-        for k, f in enumerate(free):
-            take = min(left, f // gpr)
-            free[k] -= take * gpr
-            left -= take
+        replicas = placed
         kind = draw(st.sampled_from(["poisson", "deterministic", "round"]))
         if kind == "poisson":
             arrival = {"process": "poisson", "rate_per_s": round(draw(st.floats(0.05, 15.0)), 3)}

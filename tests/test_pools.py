@@ -77,4 +77,4 @@ def test_capacity_respects_memory_pool_and_pinning():
     cap.pin(pinned)
     assert cap.never_fits(cap.demand(16, 0, "rigs")) is not None
     assert cap.never_fits(cap.demand(8, 0, "rigs")) is None
-    assert "no pool is eligible" in cap.never_fits(cap.demand(1, 100, None))
+    assert "no eligible pool" in cap.never_fits(cap.demand(1, 100, None))

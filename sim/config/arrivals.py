@@ -15,6 +15,9 @@ from sim.registry import Registry
 
 ARRIVALS: Registry[type[ArrivalBase]] = Registry("arrival process")
 
+RATE_KEYS = ("rate_per_s", "rate_per_h", "rate_per_d")
+"""A Poisson process takes exactly one of these."""
+
 
 class ArrivalBase(Frozen):
     """A process that says when requests or jobs arrive."""

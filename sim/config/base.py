@@ -6,10 +6,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+SCENARIO_NAME_PATTERN = r"^[a-z0-9_-]+$"
+PATTERN_HINTS = {
+    NAME_PATTERN: "letters, digits, '_' and '-' only, starting with a letter or digit",
+    SCENARIO_NAME_PATTERN: "lowercase letters, digits, '_' and '-' only",
+}
+"""What each name pattern means, for error messages."""
+
 Name = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$",
+        pattern=NAME_PATTERN,
         max_length=64,
         description="A name: letters, digits, '_' and '-', starting with a letter or digit.",
     ),

@@ -1,8 +1,10 @@
-"""Checks across sections of a validated scenario: references, memory fit, replica placement.
+"""Checks across sections of a validated scenario: references, names, memory fit, size.
 
 Pydantic checks each value; these check how values fit together (a pool's GPU type exists, a
-replica fits in its GPUs' memory, the replicas fit in the pools). All problems are collected,
-each with its key path; warnings are things that will run but probably not as intended.
+replica's model fits in its GPUs' memory somewhere it may go). Whether the replicas fit in the
+pools is the model's capacity object's question (``sim.model.placement``). All problems are
+collected, each with its key path; warnings are things that will run but probably not as
+intended.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from sim.registry import nearest
 
 @dataclass
 class CheckResult:
-    """Problems (the scenario cannot run), warnings, and where each replica goes."""
+    """Problems (the scenario cannot run) and warnings (it runs, maybe not as intended)."""
 
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    replica_pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
@@ -32,7 +33,7 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
 
 
 def check_scenario(scn: Scenario) -> CheckResult:
-    """Check the relations between the sections of ``scn`` and plan the replicas' pools."""
+    """Check the relations between the sections of ``scn``."""
     result = CheckResult()
     problems = result.problems
     meta = scn.scenario
@@ -76,13 +77,12 @@ def check_scenario(scn: Scenario) -> CheckResult:
     if problems:
         return result
 
-    free = {p.name: p.gpus for p in scn.pools}
     for workload in scn.workloads:
         if isinstance(workload, InferenceWorkload):
-            _place_replicas(scn, workload, pool_gpus, free, result)
-    for workload in scn.workloads:
-        if isinstance(workload, TrainingWorkload):
-            _check_training(scn, workload, pool_gpus, free, result)
+            _check_replica_memory(scn, workload, pool_gpus, result)
+        else:
+            _check_job_memory(scn, workload, pool_gpus, result)
+    _check_size(scn, result)
     return result
 
 
@@ -91,87 +91,75 @@ def _candidate_pools(scn: Scenario, wl: InferenceWorkload | TrainingWorkload) ->
     return [scn.pool_named(wl.pool)] if wl.pool else list(scn.pools)
 
 
-def _place_replicas(
-    scn: Scenario,
-    wl: InferenceWorkload,
-    pool_gpus: dict[str, GpuType],
-    free: dict[str, int],
-    result: CheckResult,
+def _check_replica_memory(
+    scn: Scenario, wl: InferenceWorkload, pool_gpus: dict[str, GpuType], result: CheckResult
 ) -> None:
-    """Assign each replica to the named pool or the first pool with room and enough memory."""
-    key = f"workloads.{wl.name}"
-    candidates = _candidate_pools(scn, wl)
-
-    def holds(pool: Pool) -> bool:
-        return pool_gpus[pool.name].memory_gb * wl.gpus_per_replica >= wl.model_memory_gb
-
-    fitting = [p for p in candidates if holds(p)]
-    if not fitting:
-        if wl.pool:
-            gpu = pool_gpus[wl.pool]
-            msg = (
-                f"a replica needs {wl.model_memory_gb:g} GB but its {wl.gpus_per_replica} × "
-                f"{gpu.name} in pool {wl.pool!r} have {gpu.memory_gb * wl.gpus_per_replica:g} GB; "
-                "raise gpus_per_replica or choose another pool"
-            )
-        else:
-            best = max(scn.pools, key=lambda p: pool_gpus[p.name].memory_gb)
-            gpu = pool_gpus[best.name]
-            msg = (
-                f"a replica needs {wl.model_memory_gb:g} GB but no pool has that in "
-                f"{wl.gpus_per_replica} GPU(s) (the most is {gpu.memory_gb * wl.gpus_per_replica:g}"
-                f" GB, {gpu.name} in pool {best.name!r}); raise gpus_per_replica"
-            )
-        result.problems.append(Problem(f"{key}.model_memory_gb", msg))
+    """A replica's model must fit in its GPUs' memory in at least one candidate pool."""
+    gpus = wl.gpus_per_replica
+    if any(
+        pool_gpus[p.name].memory_gb * gpus >= wl.model_memory_gb for p in _candidate_pools(scn, wl)
+    ):
         return
-    placed: list[str] = []
-    for _ in range(wl.replicas):
-        pool = next((p for p in fitting if free[p.name] >= wl.gpus_per_replica), None)
-        if pool is None:
-            break
-        free[pool.name] -= wl.gpus_per_replica
-        placed.append(pool.name)
-    if len(placed) < wl.replicas:
-        where = ", ".join(f"{p.name!r} ({free[p.name]} of {p.gpus} GPUs left)" for p in fitting)
-        result.problems.append(
-            Problem(
-                f"{key}.replicas",
-                f"only {len(placed)} of {wl.replicas} replicas × {wl.gpus_per_replica} GPU(s) fit "
-                f"in the eligible pools after earlier workloads: {where}",
-            )
+    if wl.pool:
+        gpu = pool_gpus[wl.pool]
+        msg = (
+            f"a replica needs {wl.model_memory_gb:g} GB but its {gpus} × {gpu.name} in pool "
+            f"{wl.pool!r} have {gpu.memory_gb * gpus:g} GB; raise gpus_per_replica or choose "
+            "another pool"
         )
-        return
-    result.replica_pools[wl.name] = tuple(placed)
+    else:
+        best = max(scn.pools, key=lambda p: pool_gpus[p.name].memory_gb)
+        gpu = pool_gpus[best.name]
+        msg = (
+            f"a replica needs {wl.model_memory_gb:g} GB but no pool has that in {gpus} GPU(s) "
+            f"(the most is {gpu.memory_gb * gpus:g} GB, {gpu.name} in pool {best.name!r}); "
+            "raise gpus_per_replica"
+        )
+    result.problems.append(Problem(f"workloads.{wl.name}.model_memory_gb", msg))
 
 
-def _check_training(
-    scn: Scenario,
-    wl: TrainingWorkload,
-    pool_gpus: dict[str, GpuType],
-    free: dict[str, int],
-    result: CheckResult,
+def _check_job_memory(
+    scn: Scenario, wl: TrainingWorkload, pool_gpus: dict[str, GpuType], result: CheckResult
 ) -> None:
-    """Memory fit is an error; a job larger than every eligible pool is a warning."""
-    key = f"workloads.{wl.name}"
+    """Some candidate pool must have GPUs with the memory a job needs."""
     candidates = _candidate_pools(scn, wl)
-    fitting = [p for p in candidates if pool_gpus[p.name].memory_gb >= wl.memory_gb_per_gpu]
-    if not fitting:
-        where = f"pool {wl.pool!r}" if wl.pool else "any pool"
-        most = max(pool_gpus[p.name].memory_gb for p in candidates)
-        result.problems.append(
-            Problem(
-                f"{key}.memory_gb_per_gpu",
-                f"jobs need {wl.memory_gb_per_gpu:g} GB per GPU but the GPUs of {where} have at "
-                f"most {most:g} GB",
-            )
-        )
+    if any(pool_gpus[p.name].memory_gb >= wl.memory_gb_per_gpu for p in candidates):
         return
-    room = max(free[p.name] for p in fitting)
-    if wl.gpus > room:
+    where = f"pool {wl.pool!r}" if wl.pool else "any pool"
+    most = max(pool_gpus[p.name].memory_gb for p in candidates)
+    result.problems.append(
+        Problem(
+            f"workloads.{wl.name}.memory_gb_per_gpu",
+            f"jobs need {wl.memory_gb_per_gpu:g} GB per GPU but the GPUs of {where} have at most "
+            f"{most:g} GB",
+        )
+    )
+
+
+MANY_ROWS = 50_000_000
+"""Expected rows above which a run is worth a warning: it will take minutes and gigabytes."""
+
+
+def _check_size(scn: Scenario, result: CheckResult) -> None:
+    """Warn about runs that will record very many requests, jobs or samples."""
+    meta = scn.scenario
+    samples = meta.duration_s / meta.sample_every_s * max(len(scn.pools), 1)
+    if samples > MANY_ROWS:
         result.warnings.append(
             Problem(
-                f"{key}.gpus",
-                f"every job needs {wl.gpus} GPUs but the eligible pools offer at most {room} "
-                "once inference replicas are placed: all its jobs will be rejected",
+                "scenario.sample_every",
+                f"about {samples:,.0f} time-series rows (duration / sample_every × pools): "
+                "this run will be slow and large",
             )
         )
+    for wl in scn.workloads:
+        rate = wl.arrival.mean_rate_hz()
+        expected = rate * meta.duration_s if rate is not None else 0.0
+        if expected > MANY_ROWS:
+            result.warnings.append(
+                Problem(
+                    f"workloads.{wl.name}.arrival",
+                    f"about {expected:,.0f} arrivals in the horizon (at roughly 500,000 a second "
+                    f"and 120 bytes each): this run will take a while and need memory",
+                )
+            )

@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from sim.config.arrivals import RATE_KEYS
+from sim.config.base import PATTERN_HINTS
 from sim.config.checks import check_scenario
 from sim.config.scenario import Scenario
 from sim.errors import Problem, ScenarioError
@@ -52,6 +54,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, value.strip()
 
 
+_EXCLUSIVE: dict[str, tuple[str, ...]] = {
+    key: tuple(k for k in RATE_KEYS if k != key) for key in RATE_KEYS
+}
+"""Keys that replace their siblings when set: ``--set ...rate_per_s=2`` drops a ``rate_per_h``."""
+
+
+_ARRAYS = ("gpu_types", "pools", "workloads")
+"""Top-level sections that are arrays of named entries."""
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``KEY=VALUE`` set.
 
@@ -70,9 +82,12 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             here = ".".join(parts[: depth + 1])
             if isinstance(cur, dict):
                 if last:
+                    for sibling in _EXCLUSIVE.get(part, ()):
+                        cur.pop(sibling, None)
                     cur[part] = value
                 else:
-                    cur = cur.setdefault(part, {})
+                    empty: Any = [] if depth == 0 and part in _ARRAYS else {}
+                    cur = cur.setdefault(part, empty)
             elif isinstance(cur, list):
                 names = [e.get("name") for e in cur if isinstance(e, dict)]
                 if part in names:
@@ -173,8 +188,8 @@ def key_path(loc: Sequence[Any], raw: Any) -> str:
             same = [e for e in cur if isinstance(e, dict) and e.get("name") == name]
             parts.append(name if isinstance(name, str) and len(same) == 1 else str(item))
             cur = entry
-        elif isinstance(cur, dict) and not last:
-            continue  # a union tag (e.g. 'inference'), not a key of the file
+        elif isinstance(cur, dict) and (not last or item in cur.values()):
+            continue  # a union tag (e.g. 'inference', 'poisson'), not a key of the file
         else:
             parts.append(str(item))
             cur = None
@@ -217,7 +232,9 @@ def describe_error(err: Any) -> str:
     if kind == "too_short":
         return f"must have at least {ctx.get('min_length')} item(s)"
     if kind == "string_pattern_mismatch":
-        return f"must match the pattern {ctx.get('pattern')} (got {_got(err.get('input'))})"
+        pattern = str(ctx.get("pattern"))
+        rule = PATTERN_HINTS.get(pattern, f"must match the pattern {pattern}")
+        return f"{rule} (got {_got(err.get('input'))})"
     message = str(err["msg"])
     if kind in ("value_error", "assertion_error"):
         message = message.split(", ", 1)[1] if ", " in message else message
@@ -233,17 +250,13 @@ def _has_error_inside(loc: tuple[Any, ...], locs: list[tuple[Any, ...]]) -> bool
     return any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
 
 
-def validate_scenario(
-    raw: dict[str, Any],
-    source: str,
-    *,
-    base_dir: Path | None = None,
-    policy_names: Sequence[str] | None = None,
-) -> Scenario:
-    """Validate a scenario's data; raise a ScenarioError listing every problem."""
-    context = {"base_dir": base_dir, "policy_names": tuple(policy_names or ())}
+def parse_scenario(raw: dict[str, Any], source: str, *, base_dir: Path | None = None) -> Scenario:
+    """Check every key and value of a scenario's data; raise a ScenarioError listing each.
+
+    ``base_dir`` resolves relative data-file paths.
+    """
     try:
-        scn = Scenario.model_validate(raw, context=context)
+        return Scenario.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         locs = [tuple(e["loc"]) for e in errors]
@@ -253,45 +266,70 @@ def validate_scenario(
             if not (e["type"] == "too_short" and _has_error_inside(tuple(e["loc"]), locs))
         ]
         raise ScenarioError(source, problems) from None
+
+
+def validate_scenario(
+    raw: dict[str, Any], source: str, *, base_dir: Path | None = None
+) -> Scenario:
+    """Check keys, values and how the sections fit; raise a ScenarioError listing each problem."""
+    scn = parse_scenario(raw, source, base_dir=base_dir)
     checked = check_scenario(scn)
     if checked.problems:
         raise ScenarioError(source, checked.problems)
     return scn
 
 
-def load_scenario(
-    path: str | os.PathLike[str],
-    overrides: Iterable[str] = (),
-    *,
-    policy_names: Sequence[str] | None = None,
-) -> Scenario:
-    """Load, override and validate a scenario file.
+def read_scenario(
+    path: str | os.PathLike[str], overrides: Iterable[str] = ()
+) -> tuple[Scenario, str]:
+    """Read a scenario file, apply ``KEY=VALUE`` overrides and check every key and value.
 
-    Relative file paths inside the scenario (empirical distributions) are resolved against the
-    scenario file's folder. Raises ScenarioError naming the file, each key path and what was
-    expected.
+    Returns the scenario and its source name for messages. Relative data-file paths resolve
+    against the file's folder. Raises ScenarioError (problems caused by an override say so).
     """
     path = Path(path)
     source = str(path)
     overrides = tuple(overrides)
     raw = apply_overrides(read_toml(path, source), overrides)
     try:
-        return validate_scenario(
-            raw, source, base_dir=path.resolve().parent, policy_names=policy_names
-        )
+        return parse_scenario(raw, source, base_dir=path.resolve().parent), source
     except ScenarioError as error:
-        raise ScenarioError(source, _blame_overrides(error.problems, overrides)) from None
+        raise ScenarioError(source, blame_overrides(error.problems, overrides)) from None
 
 
-def _blame_overrides(problems: Iterable[Problem], overrides: Sequence[str]) -> list[Problem]:
+def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
+    """Load a scenario file with overrides; check keys, values and references between sections.
+
+    (``sim.load_scenario`` also places the replicas and reads the data files.) Raises
+    ScenarioError naming the file, each key path and what was expected.
+    """
+    overrides = tuple(overrides)
+    scn, source = read_scenario(path, overrides)
+    checked = check_scenario(scn)
+    if checked.problems:
+        raise ScenarioError(source, blame_overrides(checked.problems, overrides))
+    return scn
+
+
+def blame_overrides(problems: Iterable[Problem], overrides: Sequence[str]) -> list[Problem]:
     """Say which problems come from a ``--set`` rather than from the file."""
     keys = [parse_override(text)[0] for text in overrides]
     out = []
     for problem in problems:
-        key = next((k for k in keys if problem.key == k or problem.key.startswith(k + ".")), None)
-        out.append(
-            Problem(problem.key, f"{problem.message} (from --set {key})") if key else problem
+        key = next(
+            (
+                k
+                for k in keys
+                if problem.key == k
+                or problem.key.startswith(k + ".")
+                or (k.startswith(problem.key + ".") and problem.message.startswith("unknown key"))
+            ),
+            None,
         )
+        message = problem.message
+        if key and "must be a valid string" in message:
+            message += f"; to set a text that looks like a number, quote it: '{key}=\"...\"'"
+        out.append(Problem(problem.key, f"{message} (from --set {key})") if key else problem)
     return out
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from sim.config.arrivals import Arrival
-from sim.config.base import Frozen, Name
+from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
 from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
 from sim.config.distributions import Distribution
 from sim.config.units import Duration
-from sim.registry import nearest
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -21,7 +20,7 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 class ScenarioMeta(Frozen):
     """The ``[scenario]`` table: name, seed, horizon and sampling."""
 
-    name: str = Field(pattern=r"^[a-z0-9_-]+$", max_length=64)
+    name: str = Field(pattern=SCENARIO_NAME_PATTERN, max_length=64)
     """The scenario's name (``[a-z0-9_-]+``); used in output paths."""
     seed: int = Field(default=0, ge=0)
     """Seed of the run's random streams; ``sim run --seed`` overrides it."""
@@ -140,16 +139,6 @@ class Scheduler(Frozen):
 
     policy: str = "fifo"
     """Queue policy for training jobs: ``"fifo"`` or ``"priority"``."""
-
-    @field_validator("policy")
-    @classmethod
-    def _known(cls, value: str, info: ValidationInfo) -> str:
-        names = (info.context or {}).get("policy_names")
-        if names and value not in names:
-            hint = nearest(value, tuple(names))
-            msg = f"unknown policy {value!r}; expected one of {', '.join(map(repr, names))}"
-            raise ValueError(f"{msg} (did you mean {hint!r}?)" if hint else msg)
-        return value
 
 
 class Scenario(Frozen):

@@ -38,6 +38,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
+        if value.strip().startswith("-"):
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
         if not _WHOLE.fullmatch(value):
             raise ValueError(f"expected {DURATION_HINT}, got {value!r}")
         seconds = sum(float(n) * UNIT_SECONDS[u] for n, u in _PART.findall(value))

@@ -24,6 +24,7 @@ import simpy
 
 from sim.config.scenario import InferenceWorkload
 from sim.model.arrivals import ArrivalStream
+from sim.model.clock import call_at
 from sim.model.pools import Placement
 from sim.model.power import PoolMeter
 from sim.model.sampling import Draw
@@ -113,13 +114,8 @@ class InferenceEngine:
         self._flush(final=False)
 
     def _wake_at(self, t: float) -> None:
-        if t >= self.horizon:
-            return
-        event = simpy.Event(self.env)
-        event._ok = True
-        event._value = None
-        event.callbacks.append(self._run)
-        self.env.schedule(event, delay=max(t - self.env.now, 0.0))
+        if t < self.horizon:
+            call_at(self.env, t, self._run)
 
     def _run(self, _event: simpy.Event) -> None:
         """Handle every internal event up to the next external one, then sleep until the next."""

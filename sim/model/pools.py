@@ -50,12 +50,24 @@ class PoolState:
         target.append(node)
         self.free[node] = new
 
-    def allocate(self, gpus: int) -> list[tuple[int, int]] | None:
-        """Take ``gpus`` GPUs (best fit, spanning nodes if needed): [(node, count), ...] or None."""
+    def allocate(self, gpus: int, within_node: bool = False) -> list[tuple[int, int]] | None:
+        """Take ``gpus`` GPUs, best fit: [(node, count), ...], or None if there is no room.
+
+        The gang spans nodes if needed, unless ``within_node`` asks for a single node (for a
+        gang no larger than a node).
+        """
         if gpus > self.free_gpus:
             return None
         per = self.gpus_per_node
         buckets = self.buckets
+        if within_node and gpus <= per:
+            k = next((k for k in range(gpus, per + 1) if buckets[k]), 0)
+            if not k:
+                return None
+            node = buckets[k][-1]
+            self._set_free(node, k - gpus)
+            self.free_gpus -= gpus
+            return [(node, gpus)]
         taken: list[tuple[int, int]] = []
         need = gpus
         while need:
@@ -84,10 +96,14 @@ class PoolState:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What a replica or job needs: a number of GPUs in one of the eligible pools (in order)."""
+    """What a replica or job needs: a number of GPUs in one of the eligible pools (in order).
+
+    With ``within_node``, a gang no larger than a node must sit in a single node.
+    """
 
     gpus: int
     pools: tuple[PoolState, ...]
+    within_node: bool = False
 
 
 @dataclass(slots=True)
@@ -112,23 +128,25 @@ class Capacity:
     def __init__(self, pools: list[PoolState]) -> None:
         self.pools = pools
 
-    def demand(self, gpus: int, memory_gb_per_gpu: float, pool: str | None) -> Demand:
+    def demand(
+        self, gpus: int, memory_gb_per_gpu: float, pool: str | None, within_node: bool = False
+    ) -> Demand:
         """The demand of work needing ``gpus`` GPUs with this memory each (in ``pool`` if given)."""
         eligible = tuple(
             p
             for p in self.pools
             if (pool is None or p.name == pool) and p.gpu.memory_gb >= memory_gb_per_gpu
         )
-        return Demand(gpus, eligible)
+        return Demand(gpus, eligible, within_node)
 
     def place(self, demand: Demand) -> Placement | None:
         """Take room for ``demand`` in the first eligible pool that has it, or return None."""
         gpus = demand.gpus
         for pool in demand.pools:
             if pool.free_gpus >= gpus:
-                nodes = pool.allocate(gpus)
-                assert nodes is not None
-                return Placement(pool, nodes, gpus)
+                nodes = pool.allocate(gpus, demand.within_node)
+                if nodes is not None:
+                    return Placement(pool, nodes, gpus)
         return None
 
     def pin(self, placement: Placement) -> None:
@@ -142,7 +160,7 @@ class Capacity:
     def never_fits(self, demand: Demand) -> str | None:
         """Why ``demand`` can never be placed, or None if it could be once room frees up."""
         if not demand.pools:
-            return "no pool is eligible (memory or pool constraint)"
+            return "no eligible pool: memory or pool constraint"
         most = max(p.gpus_total - p.pinned_gpus for p in demand.pools)
         if demand.gpus <= most:
             return None

@@ -36,7 +36,9 @@ class Job:
         "end_s",
         "gpus",
         "id",
+        "nodes_used",
         "placement",
+        "pool_index",
         "priority",
         "reason",
         "restarts",
@@ -71,18 +73,26 @@ class Job:
         self.end_s = NAN
         self.segment_start = NAN  # start of the current run
         self.run_s = 0.0
-        self.placement: Placement | None = None
+        self.placement: Placement | None = None  # while running
+        self.pool_index = -1  # where it last ran
+        self.nodes_used = -1
         self.status = codes.JOB_UNFINISHED
         self.reason: str | None = None
         self.restarts = 0
         self.token = 0  # bumped when the job is interrupted, voiding its completion event
 
     def progress_at(self, t: float) -> float:
-        """Share of the work done at time ``t`` (0 to 1)."""
+        """Share of the work done at time ``t`` (0 to 1), counting the current run if any."""
         done = self.done_s
         if self.placement is not None:
             done += (t - self.segment_start) * self.placement.pool.speed
-        return min(done / self.work_s, 1.0) if self.work_s > 0 else 1.0
+        return self.share_done(done)
+
+    def share_done(self, done_s: float) -> float:
+        """``done_s`` of work as a share of the job (a job of no work is done once completed)."""
+        if self.work_s > 0:
+            return min(done_s / self.work_s, 1.0)
+        return 1.0 if self.status == codes.JOB_COMPLETED else 0.0
 
 
 class TrainingScheduler:
@@ -142,6 +152,8 @@ class TrainingScheduler:
         now = self.env.now
         pool = placement.pool
         job.placement = placement
+        job.pool_index = pool.index
+        job.nodes_used = len(placement.nodes)
         job.segment_start = now
         if job.start_s != job.start_s:  # NaN: the first start
             job.start_s = now
@@ -165,6 +177,7 @@ class TrainingScheduler:
         job.done_s = job.work_s
         job.end_s = now
         job.status = codes.JOB_COMPLETED
+
         self.recorder.event(
             now, codes.JOB_COMPLETED_EVENT, job.workload, placement.pool.index, job.id, job.gpus
         )
@@ -176,6 +189,7 @@ class TrainingScheduler:
         self.capacity.release(placement)
         self.meters[placement.pool.index].change(now, -job.gpus, -job.gpus)
         job.run_s += now - job.segment_start
+        job.placement = None
         del self.running[job.id]
 
     def finish(self, horizon_s: float) -> None:
@@ -189,7 +203,6 @@ class TrainingScheduler:
             self._record(job)
 
     def _record(self, job: Job) -> None:
-        placement = job.placement
         self.recorder.job(
             job_id=job.id,
             workload=job.workload,
@@ -200,13 +213,11 @@ class TrainingScheduler:
             end_s=job.end_s,
             run_s=job.run_s,
             work_s=job.work_s,
-            progress=(job.done_s / job.work_s if job.work_s > 0 else 1.0)
-            if job.status != codes.JOB_REJECTED
-            else 0.0,
+            progress=job.share_done(job.done_s),
             status=job.status,
             restarts=job.restarts,
-            pool=placement.pool.index if placement else -1,
-            nodes=len(placement.nodes) if placement else -1,
+            pool=job.pool_index,
+            nodes=job.nodes_used,
             reason=job.reason,
         )
 

@@ -11,16 +11,16 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import simpy
-from simpy.events import EventPriority
 
-from sim.config.checks import check_scenario
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
 from sim.errors import Problem, ScenarioError
 from sim.inputs import Inputs
 from sim.model.arrivals import make_stream
+from sim.model.clock import END_OF_INSTANT, call_at
 from sim.model.inference import InferenceEngine
+from sim.model.placement import build_pools, place_replicas
 from sim.model.policies import QUEUE_POLICIES
-from sim.model.pools import Capacity, PoolState
+from sim.model.pools import Capacity
 from sim.model.power import FacilityPower, PoolMeter
 from sim.model.rng import RandomStreams
 from sim.model.sampling import make_sampler
@@ -35,9 +35,6 @@ Progress = Callable[[float], None]
 
 J_PER_KWH = 3.6e6
 NAN = float("nan")
-END_OF_INSTANT = EventPriority(2)
-"""SimPy priority after URGENT (0) and NORMAL (1): observers scheduled with it see the state
-after everything else that happens at the same instant."""
 
 
 class World:
@@ -49,15 +46,11 @@ class World:
         self.horizon = scn.scenario.duration_s
         self.env = simpy.Environment()
         streams = RandomStreams(seed)
-        checked = check_scenario(scn)
-        if checked.problems:
-            raise ScenarioError("scenario", checked.problems)
+        self.pools = build_pools(scn)
         catalogue = scn.gpu_catalogue()
-        self.pools = [PoolState(i, p, catalogue[p.gpu_type]) for i, p in enumerate(scn.pools)]
         self.meters = [PoolMeter(p, catalogue[p.gpu_type]) for p in scn.pools]
         self.facility = FacilityPower(scn.facility)
         self.capacity = Capacity(self.pools)
-        pool_index = {p.name: i for i, p in enumerate(scn.pools)}
         if scn.scheduler.policy not in QUEUE_POLICIES:
             raise ScenarioError(
                 "scenario",
@@ -67,16 +60,14 @@ class World:
             self.env, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
         recorder.event(0.0, codes.RUN_STARTED)
+        replicas, problems = place_replicas(scn, self.capacity)
+        if problems:
+            raise ScenarioError("scenario", problems)
         self.engines: list[InferenceEngine] = []
         for index, wl in enumerate(scn.workloads):
             if isinstance(wl, InferenceWorkload):
-                placements = []
-                for number, pool_name in enumerate(checked.replica_pools[wl.name]):
-                    pool = self.pools[pool_index[pool_name]]
-                    demand = self.capacity.demand(wl.gpus_per_replica, 0.0, pool.name)
-                    placement = self.capacity.place(demand)
-                    assert placement is not None, "the replica plan guarantees room"
-                    self.capacity.pin(placement)
+                for number, placement in enumerate(replicas[index]):
+                    pool = placement.pool
                     self.meters[pool.index].change(0.0, 0, placement.gpus)
                     recorder.event(
                         0.0,
@@ -87,7 +78,7 @@ class World:
                         placement.gpus,
                         placement.describe(),
                     )
-                    placements.append(placement)
+                placements = replicas[index]
                 self.engines.append(
                     InferenceEngine(
                         self.env,
@@ -193,11 +184,7 @@ class World:
 
     def at_end_of_instant(self, t: float, action: Callable[[], None]) -> None:
         """Call ``action`` at time ``t``, after everything else that happens at ``t``."""
-        event = simpy.Event(self.env)
-        event._ok = True
-        event._value = None
-        event.callbacks.append(lambda _event: action())
-        self.env.schedule(event, priority=END_OF_INSTANT, delay=max(t - self.env.now, 0.0))
+        call_at(self.env, t, lambda _event: action(), END_OF_INSTANT)
 
     def _sample_from(self, times: Iterator[float]) -> None:
         """Take the samples at ``times``, one event at a time."""

@@ -19,17 +19,45 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.errors import UserError
+from sim.record.schemas import TABLES
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 ROW_GROUP_ROWS = 1 << 20
 
 
+def _foreign(out: Path) -> list[str]:
+    """What in ``out`` sim did not write (hidden files aside), and a manifest not sim's."""
+    own = {f"{name}.parquet" for name in TABLES} | {SUMMARY, MANIFEST}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in own and p.name[0] != ".")
+    manifest = out / MANIFEST
+    if manifest.exists():
+        try:
+            mine = json.loads(manifest.read_text()).get("simulator") == "sim"
+        except (OSError, ValueError, AttributeError):
+            mine = False
+        if not mine:
+            foreign.insert(0, f"{MANIFEST} (not written by sim)")
+    return foreign
+
+
 def prepare_out_dir(out: Path) -> None:
-    """Create ``out`` if needed, check it can be written, and remove a stale manifest."""
+    """Create ``out`` if needed, check it can be written, and remove a stale manifest.
+
+    ``out`` must be new, empty, or a previous run's directory: sim refuses to write among
+    files it did not write.
+    """
     try:
         if out.exists() and not out.is_dir():
             raise UserError(f"{out}: exists and is not a directory; choose another --out")
+        if out.is_dir():
+            foreign = _foreign(out)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise UserError(
+                    f"{out}: holds files sim did not write ({shown}); choose an empty folder or "
+                    "a previous run's folder for --out"
+                )
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-check"
         probe.write_bytes(b"")

@@ -1,0 +1,93 @@
+"""Placing inference replicas at the start, and the checks that need the real pools.
+
+Replicas are placed in workload order, each on the workload's pool or the first pool (in file
+order) with room and enough memory, through the same capacity object the training scheduler
+uses, so the check and the run can never disagree. A replica that fits in one node is kept
+within one node (its GPUs talk over the node's own links).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
+from sim.errors import Problem
+from sim.model.policies import QUEUE_POLICIES
+from sim.model.pools import Capacity, Demand, Placement, PoolState
+
+
+def build_pools(scn: Scenario) -> list[PoolState]:
+    """The pools of a scenario (whose GPU types must exist), all GPUs free."""
+    catalogue = scn.gpu_catalogue()
+    return [PoolState(i, p, catalogue[p.gpu_type]) for i, p in enumerate(scn.pools)]
+
+
+def place_replicas(
+    scn: Scenario, capacity: Capacity
+) -> tuple[dict[int, list[Placement]], list[Problem]]:
+    """Place and pin every inference replica; return them by workload index, and the problems."""
+    placed: dict[int, list[Placement]] = {}
+    problems: list[Problem] = []
+    for index, wl in enumerate(scn.workloads):
+        if not isinstance(wl, InferenceWorkload):
+            continue
+        gpus = wl.gpus_per_replica
+        eligible = capacity.demand(gpus, 0.0, wl.pool).pools
+        pools = tuple(p for p in eligible if p.gpu.memory_gb * gpus >= wl.model_memory_gb)
+        demand = Demand(gpus, pools, within_node=True)
+        mine: list[Placement] = []
+        for _ in range(wl.replicas):
+            placement = capacity.place(demand)
+            if placement is None:
+                break
+            capacity.pin(placement)
+            mine.append(placement)
+        placed[index] = mine
+        if len(mine) < wl.replicas:
+            where = ", ".join(
+                f"{p.name!r}: {p.free_gpus} of {p.gpus_total} GPUs free, at most "
+                f"{max(p.free)} in one node"
+                for p in pools
+            )
+            problems.append(
+                Problem(
+                    f"workloads.{wl.name}.replicas",
+                    f"only {len(mine)} of {wl.replicas} replicas of {gpus} GPU(s) fit (a replica "
+                    f"that fits in a node stays within one) after earlier workloads; {where}",
+                )
+            )
+    return placed, problems
+
+
+@dataclass
+class ModelCheck:
+    """What the model finds wrong with a scenario before running it."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def check_model(scn: Scenario) -> ModelCheck:
+    """Check the scheduler policy, place the replicas, and warn of jobs that can never fit.
+
+    ``scn`` must have passed ``sim.config.check_scenario`` (its references resolve).
+    """
+    result = ModelCheck()
+    if scn.scheduler.policy not in QUEUE_POLICIES:
+        result.problems.append(
+            Problem("scheduler.policy", QUEUE_POLICIES.unknown(scn.scheduler.policy))
+        )
+    capacity = Capacity(build_pools(scn))
+    _, problems = place_replicas(scn, capacity)
+    result.problems.extend(problems)
+    for wl in scn.workloads:
+        if isinstance(wl, TrainingWorkload):
+            reason = capacity.never_fits(capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool))
+            if reason is not None:
+                result.warnings.append(
+                    Problem(
+                        f"workloads.{wl.name}.gpus",
+                        f"every job will be rejected ({reason})",
+                    )
+                )
+    return result
