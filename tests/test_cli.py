@@ -565,7 +565,7 @@ BAD_SCENARIOS = [
     Bad(
         "bad-scenario-name",
         replaced(SMALL, ('name = "small"', 'name = "Small Site"')),
-        ("scenario.name", "pattern", "'Small Site'"),
+        ("scenario.name", "lowercase letters, digits", "'Small Site'"),
     ),
     Bad(
         "empirical-file-missing",
