@@ -64,3 +64,14 @@ def test_adding_a_workload_does_not_change_another_ones_draws(write_scenario):
     chat = both[both.workload == "chat"].reset_index(drop=True)
     for column in ("arrival_s", "start_s", "end_s", "replica"):
         assert chat[column].equals(alone[column]), column
+
+
+def test_a_progress_callback_changes_nothing(write_scenario):
+    """Progress reports are end-of-instant observers: outputs are the same with or without."""
+    path = write_scenario(mmc_text(duration="20m", warmup="1m"))
+    seen: list[float] = []
+    watched = sim.run(path, progress=seen.append)
+    plain = sim.run(path)
+    for name, table in plain.tables.items():
+        assert table.equals(watched.tables[name]), name
+    assert seen == sorted(seen) and seen[-1] == 1200.0 and len(seen) == 100
