@@ -565,17 +565,22 @@ def describe(result: RunResult) -> None:
             event(label)
 
 
+def check_all(result: RunResult) -> None:
+    """Every invariant of one run."""
+    check_timeseries(result)
+    check_sampled_state(result)
+    check_requests(result)
+    check_jobs(result)
+    check_integrals(result)
+
+
 # -- the properties ------------------------------------------------------------------------------
 @SETTINGS
 @given(raw=scenarios())
 def test_every_run_satisfies_the_invariants(raw: dict[str, Any]) -> None:
     result = run_raw(raw)
     describe(result)
-    check_timeseries(result)
-    check_sampled_state(result)
-    check_requests(result)
-    check_jobs(result)
-    check_integrals(result)
+    check_all(result)
 
 
 @SETTINGS
@@ -584,11 +589,7 @@ def test_training_heavy_runs_satisfy_the_invariants(raw: dict[str, Any]) -> None
     """As above, with contention for GPUs between training jobs (and fewer requests)."""
     result = run_raw(raw)
     describe(result)
-    check_timeseries(result)
-    check_sampled_state(result)
-    check_requests(result)
-    check_jobs(result)
-    check_integrals(result)
+    check_all(result)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

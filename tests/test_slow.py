@@ -7,15 +7,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, SCENARIOS
 from hypothesis import HealthCheck, given, settings
-from test_invariants import (
-    check_integrals,
-    check_jobs,
-    check_requests,
-    check_sampled_state,
-    check_timeseries,
-    run_raw,
-    scenarios,
-)
+from test_invariants import check_all, run_raw, scenarios
 
 import sim
 
@@ -29,12 +21,7 @@ pytestmark = pytest.mark.slow
 )
 @given(raw=scenarios(inference=(0, 3), training=(0, 3)))
 def test_many_random_runs_satisfy_the_invariants(raw: dict[str, Any]) -> None:
-    result = run_raw(raw)
-    check_timeseries(result)
-    check_sampled_state(result)
-    check_requests(result)
-    check_jobs(result)
-    check_integrals(result)
+    check_all(run_raw(raw))
 
 
 def test_the_million_request_benchmark_agrees_with_erlang_c():
