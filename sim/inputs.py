@@ -16,7 +16,7 @@ import numpy as np
 from sim.config.distributions import Empirical
 from sim.config.scenario import InferenceWorkload, Scenario
 from sim.config.units import UNIT_SECONDS
-from sim.errors import Problem, ScenarioError
+from sim.errors import Problem
 
 
 @dataclass
@@ -131,11 +131,3 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
         except DataFileError as exc:
             problems.append(Problem(f"workloads.{wl.name}.{key}.{exc.key}", str(exc)))
     return inputs, problems
-
-
-def load_inputs(scn: Scenario, source: str) -> Inputs:
-    """Read every data file ``scn`` refers to; raise ScenarioError listing every problem."""
-    inputs, problems = read_inputs(scn)
-    if problems:
-        raise ScenarioError(source, problems)
-    return inputs
