@@ -6,6 +6,7 @@ Every problem is reported at once with its file and key path (named array entrie
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 import types
@@ -69,8 +70,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
     Array entries are addressed by name (``workloads.chat.replicas``) or index (``pools.0.nodes``).
     """
-    import copy
-
     data = copy.deepcopy(raw)
     problems: list[Problem] = []
     for text in overrides:
