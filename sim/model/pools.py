@@ -128,16 +128,14 @@ class Capacity:
     def __init__(self, pools: list[PoolState]) -> None:
         self.pools = pools
 
-    def demand(
-        self, gpus: int, memory_gb_per_gpu: float, pool: str | None, within_node: bool = False
-    ) -> Demand:
+    def demand(self, gpus: int, memory_gb_per_gpu: float, pool: str | None) -> Demand:
         """The demand of work needing ``gpus`` GPUs with this memory each (in ``pool`` if given)."""
         eligible = tuple(
             p
             for p in self.pools
             if (pool is None or p.name == pool) and p.gpu.memory_gb >= memory_gb_per_gpu
         )
-        return Demand(gpus, eligible, within_node)
+        return Demand(gpus, eligible)
 
     def place(self, demand: Demand) -> Placement | None:
         """Take room for ``demand`` in the first eligible pool that has it, or return None."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
-from sim.errors import Problem, ScenarioError
+from sim.errors import ScenarioError
 from sim.inputs import Inputs
 from sim.model.arrivals import make_stream
 from sim.model.clock import END_OF_INSTANT, call_at
@@ -47,15 +47,11 @@ class World:
         self.env = simpy.Environment()
         streams = RandomStreams(seed)
         self.pools = build_pools(scn)
-        catalogue = scn.gpu_catalogue()
-        self.meters = [PoolMeter(p, catalogue[p.gpu_type]) for p in scn.pools]
+        self.meters = [
+            PoolMeter(cfg, state.gpu) for cfg, state in zip(scn.pools, self.pools, strict=True)
+        ]
         self.facility = FacilityPower(scn.facility)
         self.capacity = Capacity(self.pools)
-        if scn.scheduler.policy not in QUEUE_POLICIES:
-            raise ScenarioError(
-                "scenario",
-                [Problem("scheduler.policy", QUEUE_POLICIES.unknown(scn.scheduler.policy))],
-            )
         self.scheduler = TrainingScheduler(
             self.env, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
