@@ -89,15 +89,17 @@ def run(
     if not quiet:
         _warn(prepared)
     actual_seed = scn.scenario.seed if seed is None else seed
-    target = out or Path("outputs") / scn.scenario.name / f"seed={actual_seed}"
+    target = out or runner.default_out_dir(scn.scenario.name, actual_seed)
     prepare_out_dir(target)
     bar = _progress_bar(scn.scenario.name, scn.scenario.duration_s) if not quiet else None
     try:
-        result = runner.run(prepared, seed=actual_seed, progress=bar.update_to if bar else None)
+        result = runner.run(
+            prepared, seed=actual_seed, progress=bar.update_to if bar else None, out=target
+        )
     finally:
         if bar is not None:
             bar.close()
-    written = runner.write_run(result, target)
+    written = result.run_dir
     if quiet:
         return
     if as_json:

@@ -8,10 +8,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an input: where (a key path, ``workloads.chat.replicas``) and what."""
+    """One thing wrong with an input: where (a key path, ``workloads.chat.replicas``) and what.
+
+    ``related`` names the other keys a cross-field problem compares ``key`` with
+    (``scenario.duration`` for a warmup that is too long), so a ``--set`` of any of them is blamed.
+    """
 
     key: str
     message: str
+    related: tuple[str, ...] = ()
 
     def render(self, source: str) -> str:
         """Format as ``source: key: message`` (the key is left out when empty)."""

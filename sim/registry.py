@@ -13,9 +13,16 @@ T = TypeVar("T")
 
 
 def nearest(word: str, choices: Iterator[str] | list[str] | tuple[str, ...]) -> str | None:
-    """The closest spelling of ``word`` among ``choices``, if any is close enough."""
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
+    """The closest spelling of ``word`` among ``choices``, if any is close enough.
+
+    Case is ignored (``h100-sxm`` finds ``H100-SXM``, spelled as in ``choices``), so a choice
+    that differs from ``word`` only in case is the closest.
+    """
+    by_lower: dict[str, str] = {}
+    for choice in choices:
+        by_lower.setdefault(choice.lower(), choice)
+    found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[found[0]] if found else None
 
 
 class Registry(Generic[T]):

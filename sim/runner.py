@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,24 +25,66 @@ from sim.errors import Problem, ScenarioError
 from sim.version import __version__
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     from sim.inputs import Inputs
 
 
+class RunTables(Mapping[str, "pa.Table"]):
+    """The output tables of a run directory, each read from its Parquet file when asked for.
+
+    It keeps its ``RunResult`` alive, so a temporary run directory outlives every reader.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self.run_dir = result.run_dir
+
+    def __getitem__(self, name: str) -> pa.Table:
+        from sim.record.schemas import TABLES
+
+        if name not in TABLES:
+            raise KeyError(name)
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.run_dir / f"{name}.parquet")
+
+    def __iter__(self) -> Iterator[str]:
+        from sim.record.schemas import TABLES
+
+        return iter(TABLES)
+
+    def __len__(self) -> int:
+        from sim.record.schemas import TABLES
+
+        return len(TABLES)
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of one run: the output tables (Arrow), the summary, and how it was made."""
+    """The outcome of one run: its run directory, the summary, and how it was made.
+
+    ``tables`` reads the output tables (Arrow) from the run directory when asked for; an
+    in-process run without ``out`` writes to a temporary directory removed with the result.
+    """
 
     scenario: Scenario
     seed: int
-    tables: dict[str, pa.Table]
+    run_dir: Path
     summary: dict[str, Any]
     meta: dict[str, Any]
     wall_time_s: float
+    rows: dict[str, int]
     source: str | None = None
     overrides: tuple[str, ...] = ()
+    temporary: bool = False
+
+    @property
+    def tables(self) -> RunTables:
+        """The output tables by name (``"requests"``, ``"jobs"``, ...), read on access."""
+        return RunTables(self)
 
     def frame(self, name: str) -> pd.DataFrame:
         """One output table as a pandas DataFrame (``"requests"``, ``"jobs"``, ...)."""
@@ -92,7 +137,7 @@ def prepare(
     scn, source = _parse(scenario, overrides, source)
     checked = check_scenario(scn)
     problems, warnings = list(checked.problems), list(checked.warnings)
-    if not checked.problems:
+    if checked.references_resolve:
         model = check_model(scn)
         problems += model.problems
         warnings += model.warnings
@@ -145,6 +190,27 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
     }
 
 
+def default_out_dir(scenario_name: str, seed: int) -> Path:
+    """``outputs/<scenario name>/seed=<seed>``, relative to the working directory."""
+    return Path("outputs") / scenario_name / f"seed={seed}"
+
+
+def _request_recording(
+    scn: Scenario, seed: int
+) -> tuple[list[tuple[str, float]], list[np.random.Generator | None]]:
+    """Each workload's request recording level, and the random stream of sampled ones."""
+    from sim.model.rng import RandomStreams
+
+    streams = RandomStreams(seed)
+    levels: list[tuple[str, float]] = []
+    rngs: list[np.random.Generator | None] = []
+    for w in scn.workloads:
+        level = scn.request_output(w).level if isinstance(w, InferenceWorkload) else ("all", 1.0)
+        levels.append(level)
+        rngs.append(streams.stream("record", w.name) if level[0] == "sample" else None)
+    return levels, rngs
+
+
 def run(
     scenario: Prepared | Scenario | str | os.PathLike[str],
     *,
@@ -152,16 +218,22 @@ def run(
     overrides: Iterable[str] = (),
     progress: Callable[[float], None] | None = None,
     source: str | None = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> RunResult:
-    """Simulate a scenario (a file path, a ``Scenario`` or a ``Prepared``) and summarise it.
+    """Simulate a scenario (a file path, a ``Scenario`` or a ``Prepared``) into a run directory.
 
     ``seed`` replaces ``scenario.seed``; ``overrides`` are ``KEY=VALUE`` strings as for
     ``sim run --set``; ``progress`` is called with the simulated time as the run advances;
-    ``source`` names a Scenario object's file in messages. Raises ScenarioError for bad input.
+    ``source`` names a Scenario object's file in messages; ``out`` is the run directory (new,
+    empty or a previous run's); without it the run goes to a temporary directory that lives as
+    long as the result (``write_run`` copies it). Raises ScenarioError for bad input.
     """
-    from sim.analysis.summary import summarize, to_frame
+    from sim.analysis.rundir import load_table
+    from sim.analysis.summary import summarize
     from sim.model.world import simulate
     from sim.record.recorder import Recorder
+    from sim.record.schemas import SCHEMA_VERSION
+    from sim.record.writer import finish_run_dir, prepare_out_dir
 
     if isinstance(scenario, Prepared):
         if overrides:
@@ -174,8 +246,15 @@ def run(
     if seed < 0:
         problem = Problem("scenario.seed", f"must be >= 0 (got {seed})")
         raise ScenarioError(prepared.source, [problem])
+    temporary = out is None
+    run_dir = Path(tempfile.mkdtemp(prefix="sim-run-")) if out is None else Path(out)
+    if not temporary:
+        prepare_out_dir(run_dir)
+    levels, rngs = _request_recording(scn, seed)
     recorder = Recorder(
+        out_dir=run_dir,
         workloads=[w.name for w in scn.workloads],
+        inference=[isinstance(w, InferenceWorkload) for w in scn.workloads],
         pools=[p.name for p in scn.pools],
         sla_s=[
             w.sla.latency_s if isinstance(w, InferenceWorkload) and w.sla else None
@@ -183,49 +262,68 @@ def run(
         ],
         horizon_s=scn.scenario.duration_s,
         warmup_s=scn.scenario.warmup_s,
+        sample_every_s=scn.scenario.sample_every_s,
         start=scn.scenario.start,
+        request_levels=levels,
+        sample_rngs=rngs,
     )
     began = time.perf_counter()
-    simulate(scn, prepared.inputs, recorder, seed, progress)
-    tables = recorder.tables()
+    try:
+        simulate(scn, prepared.inputs, recorder, seed, progress)
+        rows = recorder.close()
+    except BaseException:
+        recorder.abort()
+        if temporary:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    recorder.commit()
     meta = run_meta(scn, seed)
-    summary = summarize(lambda name, cols: to_frame(tables[name].select(list(cols))), meta)
-    return RunResult(
-        scenario=scn,
-        seed=seed,
-        tables=tables,
-        summary=summary,
-        meta=meta,
-        wall_time_s=time.perf_counter() - began,
-        source=prepared.source,
-        overrides=prepared.overrides,
-    )
-
-
-def default_out_dir(result: RunResult) -> Path:
-    """``outputs/<scenario name>/seed=<seed>``, relative to the working directory."""
-    return Path("outputs") / result.scenario.scenario.name / f"seed={result.seed}"
-
-
-def write_run(result: RunResult, out_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Write the run directory (Parquet tables, summary.json, then manifest.json); return it."""
-    from sim.record.schemas import SCHEMA_VERSION
-    from sim.record.writer import write_run_dir
-
-    out = Path(out_dir) if out_dir is not None else default_out_dir(result)
+    summary = summarize(lambda name, cols: load_table(run_dir, name, cols), meta)
+    wall = time.perf_counter() - began
     manifest = {
         "simulator": "sim",
         "version": __version__,
         "schema_version": SCHEMA_VERSION,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "scenario_file": result.source,
-        "overrides": list(result.overrides),
-        "seed": result.seed,
-        "wall_time_s": round(result.wall_time_s, 3),
-        "rows": {name: table.num_rows for name, table in result.tables.items()},
-        "run": result.meta,
-        "scenario": result.scenario.model_dump(mode="json", by_alias=True),
+        "scenario_file": prepared.source,
+        "overrides": list(prepared.overrides),
+        "seed": seed,
+        "wall_time_s": round(wall, 3),
+        "rows": rows,
+        "run": meta,
+        "scenario": scn.model_dump(mode="json", by_alias=True),
     }
-    write_run_dir(out, result.tables, result.summary, manifest)
+    finish_run_dir(run_dir, rows, summary, manifest)
+    result = RunResult(
+        scenario=scn,
+        seed=seed,
+        run_dir=run_dir,
+        summary=summary,
+        meta=meta,
+        wall_time_s=wall,
+        rows=rows,
+        source=prepared.source,
+        overrides=prepared.overrides,
+        temporary=temporary,
+    )
+    if temporary:
+        weakref.finalize(result, shutil.rmtree, run_dir, True)
+    return result
+
+
+def write_run(result: RunResult, out_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Copy a run's directory to ``out_dir`` (default ``outputs/<scenario>/seed=<seed>``).
+
+    A run made with ``out`` is already written: asking for its own directory does nothing.
+    """
+    from sim.record.writer import copy_run_dir
+
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else default_out_dir(result.scenario.scenario.name, result.seed)
+    )
+    if out.resolve() != result.run_dir.resolve():
+        copy_run_dir(result.run_dir, out)
     return out

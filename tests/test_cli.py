@@ -523,6 +523,16 @@ BAD_SCENARIOS = [
         ("pools.hall.gpu_type", "'H100-SMX'", "did you mean 'H100-SXM'"),
     ),
     Bad(
+        "gpu-type-in-wrong-case",
+        replaced(SMALL, ("H100-SXM", "h100-sxm")),
+        ("pools.hall.gpu_type", "'h100-sxm'", "did you mean 'H100-SXM'"),
+    ),
+    Bad(
+        "peak-below-idle",
+        SMALL + '\n[[gpu_types]]\nname = "hot"\nmemory_gb = 24\nidle_w = 300\npeak_w = 200\n',
+        ("gpu_types.hot.peak_w", "must not be below idle_w (peak_w 200, idle_w 300)"),
+    ),
+    Bad(
         "unknown-pool",
         replaced(SMALL, ("replicas = 4", 'replicas = 4\npool = "hal"')),
         ("workloads.chat.pool", "no pool named 'hal'", "'hall'"),
@@ -652,6 +662,69 @@ def test_several_cross_section_errors_reported_at_once(
         f"{scenario}: scenario.warmup: must be shorter",
     )
     assert not (scenario.parent / "out").exists()
+
+
+def test_a_broken_reference_does_not_hide_independent_errors(
+    write_scenario: Callable[..., Path],
+) -> None:
+    """The unknown GPU type of pool 'shed' leaves the warmup and the memory of chat (which
+    names pool 'hall') to be checked."""
+    scenario = write_scenario(
+        replaced(
+            SMALL,
+            ('warmup = "1m"', 'warmup = "1h"'),
+            ("replicas = 4", 'replicas = 4\npool = "hall"\nmodel_memory_gb = 100'),
+        )
+        + '\n[[pools]]\nname = "shed"\ngpu_type = "H100-SMX"\nnodes = 1\n'
+    )
+    result = invoke("validate", scenario)
+    assert_bad_input(
+        result,
+        f"{scenario}: 3 problems",
+        f"{scenario}: scenario.warmup: must be shorter",
+        f"{scenario}: pools.shed.gpu_type: no GPU type named 'H100-SMX'",
+        f"{scenario}: workloads.chat.model_memory_gb: a replica needs 100 GB",
+    )
+
+
+def test_validate_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    scenario = tmp_path / "notepad.toml"
+    scenario.write_bytes(b"\xef\xbb\xbf" + SMALL.encode())
+    result = invoke("validate", scenario)
+    assert_ok(result)
+    assert result.stdout.strip() == f"ok: {scenario}"
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_set_blamed_for_a_cross_field_error(
+    command: str, write_scenario: Callable[..., Path]
+) -> None:
+    scenario = write_scenario(SMALL)
+    out = scenario.parent / "out"
+    extra = ["--out", out] if command == "run" else []
+    result = invoke(command, scenario, *extra, "--set", "scenario.duration=1m")
+    assert_bad_input(
+        result,
+        f"{scenario}: scenario.warmup: must be shorter than scenario.duration "
+        "(from --set scenario.duration)",
+    )
+    assert not (out / "manifest.json").exists()
+
+
+def test_set_blamed_for_a_replica_that_no_longer_fits(write_scenario: Callable[..., Path]) -> None:
+    scenario = write_scenario(
+        replaced(
+            SMALL, ("replicas = 4", "replicas = 4\ngpus_per_replica = 2\nmodel_memory_gb = 100")
+        )
+    )
+    assert_ok(invoke("validate", scenario))
+    result = invoke("validate", scenario, "--set", "workloads.chat.gpus_per_replica=1")
+    assert_bad_input(
+        result,
+        "workloads.chat.model_memory_gb",
+        "needs 100 GB",
+        "(from --set workloads.chat.gpus_per_replica)",
+    )
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
@@ -797,10 +870,10 @@ def test_summarize_missing_table_says_missing(
     copy = tmp_path / "copy"
     copy.mkdir()
     for path in out.iterdir():
-        if path.name != "requests.parquet":
+        if path.name != "workload_stats.parquet":
             (copy / path.name).write_bytes(path.read_bytes())
     result = invoke("summarize", copy)
-    assert_bad_input(result, "requests.parquet")
+    assert_bad_input(result, "workload_stats.parquet")
     message = result.stderr.replace(str(copy), "<dir>").lower()
     assert any(w in message for w in ("no such file", "does not exist", "missing", "not found"))
 

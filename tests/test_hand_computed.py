@@ -250,3 +250,135 @@ def test_a_completion_at_an_arrival_instant_frees_the_replica_first(run_text):
     req = result.frame("requests").sort_values("arrival_s")
     assert list(req.status.astype(str)) == ["ok"] * 3
     assert list(req.start_s) == [0.0, 1.0, 2.0]
+
+
+WARMUP_WAITS = """
+[scenario]
+name = "warmup-waits"
+duration = "10m"
+warmup = "100s"
+
+[[pools]]
+name = "hall"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 2
+
+[[workloads]]
+name = "chat"
+kind = "inference"
+replicas = 1
+arrival = { process = "at", times = ["0s", "0s", "0s", "0s", "0s", "100s", "100s", "300s"] }
+service = { dist = "deterministic", value = "10s" }
+
+[[workloads]]
+name = "batch"
+kind = "inference"
+replicas = 1
+arrival = { process = "at", times = ["90s", "90s", "90s", "200s", "200s"] }
+service = { dist = "deterministic", value = "10s" }
+"""
+
+
+def test_mean_wait_counts_only_requests_arriving_at_or_after_the_warmup(run_text):
+    """Warm-up 100 s; each workload has one replica and a 10 s service.
+
+    chat: a burst of 5 at 0 s waits 0, 10, 20, 30, 40 (left out: arrived before the warm-up);
+    2 at exactly 100 s (counted: at the warm-up) wait 0 and 10; one at 300 s waits 0.
+    Mean wait = (0 + 10 + 0) / 3 = 10/3 s (with the burst it would be 110 / 8 = 13.75 s).
+    batch: 3 at 90 s wait 0, 10, 20 and start at 90, 100, 110 (left out: they arrived before
+    the warm-up, though two start after it); 2 at 200 s wait 0 and 10. Mean = 5 s (with the
+    burst 40 / 5 = 8 s; filtering on the start instead, 40 / 4 = 10 s).
+    Site: (10 + 10) / 5 = 4 s (with the bursts 150 / 13 s).
+    """
+    result = run_text(WARMUP_WAITS)
+    req = result.frame("requests")
+    assert (req["status"].astype(str) == "ok").all()
+    assert (req["after_warmup"] == (req["arrival_s"] >= 100.0)).all()
+    post = req[req["after_warmup"]]
+    s = result.summary
+    expected = {"chat": (3, 10 / 3, 1 / 3), "batch": (2, 5.0, 1 / 2)}
+    for name, (total, wait_mean, wait_probability) in expected.items():
+        mine = post[post["workload"].astype(str) == name]
+        assert mine["wait_s"].mean() == pytest.approx(wait_mean, rel=1e-12)
+        figures = s["workloads"][name]
+        assert figures["requests_total"] == total
+        assert figures["request_wait_mean_s"] == pytest.approx(wait_mean, rel=1e-9)
+        assert figures["request_wait_probability"] == pytest.approx(wait_probability, rel=1e-9)
+    assert post["wait_s"].mean() == pytest.approx(4.0, rel=1e-12)
+    assert s["requests_total"] == 5
+    assert s["request_wait_mean_s"] == pytest.approx(4.0, rel=1e-9)
+    assert s["request_wait_probability"] == pytest.approx(2 / 5, rel=1e-9)
+
+
+SAME_INSTANT = """
+[scenario]
+name = "same-instant"
+duration = "5m"
+sample_every = "1m"
+
+[[pools]]
+name = "hall"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 8
+
+[[workloads]]
+name = "chat"
+kind = "inference"
+replicas = 1
+gpus_per_replica = 2
+arrival = { process = "deterministic", interval = "120s", offset = "120s" }
+service = { dist = "deterministic", value = "45s" }
+
+[[workloads]]
+name = "train"
+kind = "training"
+gpus = 4
+arrival = { process = "at", times = ["10s", "130s", "150s", "240s"] }
+duration = { dist = "deterministic", value = "50s" }
+"""
+
+
+def test_a_sample_shows_the_state_after_everything_at_its_instant(run_text):
+    """Samples every 60 s; the README: a sample at t shows the state after everything at t.
+
+    One 8-GPU node; the replica holds 2 GPUs, so 6 are left for 4-GPU jobs (one at a time).
+    Requests arrive at 120 and 240 s (exactly at samples) and take 45 s.
+    Jobs of 50 s: j0 10 -> 60 and j1 130 -> 180 end exactly at samples; j2, submitted at
+    150 s, waits for j1 and starts at 180 (the instant j1 ends); j3 240 -> 290.
+
+    time   in service  jobs running  jobs queued  GPUs busy  GPUs allocated
+       0       0            0             0           0            2
+      60       0            0  (j0 ended) 0           0            2
+     120       1  (arrived) 0             0           2            2
+     180       0            1  (j2)       0           4            6
+     240       1  (arrived) 1  (j3)       0           6            6
+     300       0            0             0           0            2     (the horizon)
+    """
+    result = run_text(SAME_INSTANT)
+    jobs = result.frame("jobs").sort_values("job_id")
+    assert jobs["start_s"].tolist() == [10.0, 130.0, 180.0, 240.0]
+    assert jobs["end_s"].tolist() == [60.0, 180.0, 230.0, 290.0]
+    req = result.frame("requests").sort_values("arrival_s")
+    assert req["start_s"].tolist() == [120.0, 240.0]
+
+    ts = result.frame("timeseries")
+    columns = [
+        "time_s",
+        "requests_in_service",
+        "requests_waiting",
+        "jobs_running",
+        "jobs_queued",
+        "gpus_busy",
+        "gpus_allocated",
+    ]
+    rows = [tuple(int(v) for v in row) for row in ts[columns].itertuples(index=False)]
+    assert rows == [
+        (0, 0, 0, 0, 0, 0, 2),
+        (60, 0, 0, 0, 0, 0, 2),
+        (120, 1, 0, 0, 0, 2, 2),
+        (180, 0, 0, 1, 0, 4, 6),
+        (240, 1, 0, 1, 0, 6, 6),
+        (300, 0, 0, 0, 0, 0, 2),
+    ]

@@ -78,3 +78,31 @@ def test_capacity_respects_memory_pool_and_pinning():
     assert cap.never_fits(cap.demand(16, 0, "rigs")) is not None
     assert cap.never_fits(cap.demand(8, 0, "rigs")) is None
     assert "no eligible pool" in cap.never_fits(cap.demand(1, 100, None))
+
+
+def test_a_gang_larger_than_a_node_falls_back_to_the_fullest_partial_node():
+    """No whole node free and no node with room for the rest: the fallback takes the node with
+    the MOST free GPUs below the need (fewest nodes touched), then places the rest best fit.
+
+    4 nodes x 8, free = [3, 5, 2, 6] (16 free). A 10-GPU gang: nothing has 8 or 10 free, so
+    take node 3 (6 free) -> need 4; node 1 (5 free) is the fullest node with room for 4:
+    [(3, 6), (1, 4)]. Taking the emptiest partial node first would give node 2 x2, node 0 x3,
+    node 1 x5. A 13-GPU gang: node 3 x6 -> need 7, still no node with 7: node 1 x5 -> need 2,
+    node 2 (2 free) fits exactly: [(3, 6), (1, 5), (2, 2)].
+    """
+
+    def pool_with_free(free: list[int]) -> PoolState:
+        pool = make_pool(nodes=len(free), per_node=8)
+        everything = pool.allocate(8 * len(free))
+        assert everything is not None and pool.free_gpus == 0
+        pool.release([(node, count) for node, count in enumerate(free)])
+        assert pool.free == free
+        return pool
+
+    pool = pool_with_free([3, 5, 2, 6])
+    assert pool.allocate(10) == [(3, 6), (1, 4)]
+    assert pool.free == [3, 1, 2, 0] and pool.free_gpus == 6
+
+    pool = pool_with_free([3, 5, 2, 6])
+    assert pool.allocate(13) == [(3, 6), (1, 5), (2, 2)]
+    assert pool.free == [3, 0, 0, 0] and pool.free_gpus == 3

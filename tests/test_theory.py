@@ -113,6 +113,22 @@ def time_batch_ci(per_batch: np.ndarray) -> tuple[float, float]:
     return float(per_batch.mean()), float(t * per_batch.std(ddof=1) / math.sqrt(k))
 
 
+def utilization_slices(result: RunResult, slices: int = TIME_BATCHES) -> np.ndarray:
+    """Site utilisation (Δgpu_busy_hours / Δgpu_up_hours) of each of ``slices`` equal time slices
+    from the warm-up, each a whole number of sampling intervals long and as long as fits in the
+    window; their edges must be sample times."""
+    meta = result.scenario.scenario
+    step = meta.sample_every_s
+    length = math.floor((meta.duration_s - meta.warmup_s) / slices / step) * step
+    assert length > 0, "too few samples for that many slices"
+    edges = meta.warmup_s + length * np.arange(slices + 1)
+    at = result.frame("timeseries").set_index("time_s")
+    assert np.isin(edges, at.index.to_numpy()).all(), "slice edges must be sample times"
+    busy = np.diff(at.loc[edges, "gpu_busy_hours"].to_numpy())
+    up = np.diff(at.loc[edges, "gpu_up_hours"].to_numpy())
+    return busy / up
+
+
 def steady_requests(result: RunResult) -> pd.DataFrame:
     """Requests arriving in [warm-up, horizon - margin), in arrival order; all must be done."""
     meta = result.scenario.scenario
@@ -221,15 +237,7 @@ def test_mmc_utilization_matches_rho(name: str) -> None:
     c, lam, mean, _, _ = MMC_CASES[name]
     result = mmc_run(name)
     rho = lam * mean / c
-    ts = result.frame("timeseries")
-    meta = result.scenario.scenario
-    edges = np.linspace(meta.warmup_s, meta.duration_s, TIME_BATCHES + 1)
-    times = ts["time_s"].to_numpy()
-    assert np.isin(edges, times).all(), "slice edges must be sample times"
-    at = ts.set_index("time_s")
-    busy = np.diff(at.loc[edges, "gpu_busy_hours"].to_numpy())
-    up = np.diff(at.loc[edges, "gpu_up_hours"].to_numpy())
-    mean_util, half = time_batch_ci(busy / up)
+    mean_util, half = time_batch_ci(utilization_slices(result))
     assert result.summary["gpu_utilization"] == pytest.approx(mean_util, rel=1e-9)
     assert abs(result.summary["gpu_utilization"] - rho) <= half, (mean_util, half, rho)
     assert half < 0.02
@@ -449,8 +457,13 @@ def test_energy_matches_busy_time_of_requests_stochastic() -> None:
     assert final["it_energy_kwh"] == pytest.approx(expected_kwh, rel=1e-9)
     assert final["facility_energy_kwh"] == pytest.approx(1.4 * expected_kwh, rel=1e-12)
     assert final["gpu_allocated_hours"] == pytest.approx(10 * horizon / 3600, rel=1e-12)
-    # Utilisation of the whole pool (12 GPUs, 10 allocated): ρ × 10/12, loosely.
-    assert result.summary["gpu_utilization"] == pytest.approx(0.8 * 10 / 12, rel=0.05)
+    # Utilisation of the whole pool: 2 GPUs per busy replica, λ·E[S] = 4 × 1 s = 4 busy
+    # replicas on average, so 8 of the 12 GPUs: 2/3 = ρ × 10/12. The 55-minute window is cut
+    # into 11 slices of 5 minutes (sample times); 2/3 must lie in the 99 % CI of their mean.
+    util, half = time_batch_ci(utilization_slices(result, slices=11))
+    assert result.summary["gpu_utilization"] == pytest.approx(util, rel=1e-9)
+    assert abs(util - 8 / 12) <= half, (util, half)
+    assert half < 0.05
 
 
 # -- service time scaling ---------------------------------------------------------------------

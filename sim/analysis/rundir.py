@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from sim.analysis.summary import summarize, to_frame
 from sim.errors import UserError
+from sim.record.writer import MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MANIFEST = "manifest.json"
 RUN_KEYS = ("scenario", "seed", "duration_s", "warmup_s", "pue", "workloads", "pools")
 """What ``summarize`` needs from the manifest's ``run`` object."""
 
@@ -46,7 +46,7 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
 def load_table(
     run_dir: str | Path, name: str, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """One table of a run directory as a DataFrame (``columns`` to read only some)."""
+    """One table of a run directory as a DataFrame (``columns`` to read only some; all if empty)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -54,7 +54,8 @@ def load_table(
     if not path.exists():
         raise UserError(f"{path}: missing; the run directory is incomplete or was modified")
     try:
-        return to_frame(pq.read_table(path, columns=list(columns) if columns is not None else None))
+        wanted = list(columns) if columns else None
+        return to_frame(pq.read_table(path, columns=wanted))
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}: cannot read: {exc}") from None
 

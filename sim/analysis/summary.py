@@ -1,9 +1,12 @@
 """The run summary: pure functions from a run's tables to utilisation, SLA, job and energy figures.
 
-``sim run`` and ``sim summarize`` both call ``summarize``: the first on the tables in memory,
-the second on the Parquet files, so the two always agree. Statistics cover requests and jobs
-arriving at or after the warm-up, and time-based figures (utilisation, energy, PUE) cover the
-window from the warm-up to the end of the horizon.
+``sim run`` and ``sim summarize`` both call ``summarize`` on the run directory's small tables:
+the exact per-workload aggregates (``workload_stats``), the log-bucket histograms
+(``histograms``) and the time series, never the per-request rows, so the summary costs the
+same whatever the recording level and the horizon. Statistics cover requests and jobs arriving
+at or after the warm-up, and time-based figures (utilisation, energy, PUE) cover the window
+from the warm-up to the end of the horizon. Percentiles are within 1 % (see
+``sim.record.histogram``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sim.record import histogram
+
 Loader = Callable[[str, Sequence[str]], pd.DataFrame]
-"""Reads columns of one output table (``"requests"``, ...) as a DataFrame."""
+"""Reads columns of one output table (``"timeseries"``, ...) as a DataFrame (all if empty)."""
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -53,13 +58,6 @@ def _window_delta(
     return {c: float(series[c].iloc[j] - series[c].iloc[i]) for c in columns}
 
 
-def _percentiles(values: np.ndarray) -> dict[str, float | None]:
-    if len(values) == 0:
-        return {"p50": None, "p95": None, "p99": None}
-    p50, p95, p99 = np.percentile(values, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
-
-
 def _floats(series: pd.Series) -> np.ndarray:
     """A column as float64 with NaN for nulls."""
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -70,57 +68,69 @@ def _is(series: pd.Series, value: str) -> np.ndarray:
     return np.asarray(series == value, dtype=bool)
 
 
-def request_stats(
-    df: pd.DataFrame, window_s: float, rows: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Counts, SLA attainment, waits and latency percentiles of requests (``rows``: a mask)."""
-    if rows is None:
-        rows = np.ones(len(df), dtype=bool)
-    status = df["status"]
-    served = _is(status, "ok") & rows
-    latency = _floats(df["latency_s"])[served]
-    wait = _floats(df["wait_s"])[rows]
-    wait = wait[~np.isnan(wait)]
-    sla = _floats(df["sla_met"])[rows]
-    sla = sla[~np.isnan(sla)]
-    pct = _percentiles(latency)
-    n_served = int(served.sum())
+def _mean(total: float, count: float) -> float | None:
+    return total / count if count > 0 else None
+
+
+def _hist_percentiles(hist: pd.DataFrame) -> list[float | None]:
+    """p50, p95, p99 of the histogram rows given (bucket, count; buckets may repeat)."""
+    if hist.empty:
+        return [None, None, None]
+    merged = hist.groupby("bucket", observed=True)["count"].sum()
+    return histogram.percentiles(merged.index.to_numpy(), merged.to_numpy(), (50, 95, 99))
+
+
+def request_stats(stats: pd.DataFrame, latency: pd.DataFrame, window_s: float) -> dict[str, Any]:
+    """Counts, SLA attainment, waits and latency percentiles from aggregate rows.
+
+    ``stats`` holds ``workload_stats`` rows (summed), ``latency`` the matching latency
+    histogram rows.
+    """
+    total = stats.sum(numeric_only=True)
+    served = int(total["requests_served"])
+    p50, p95, p99 = _hist_percentiles(latency)
     return {
-        "requests_total": int(rows.sum()),
-        "requests_served": n_served,
-        "requests_rejected": int((_is(status, "rejected") & rows).sum()),
-        "requests_unfinished": int((_is(status, "unfinished") & rows).sum()),
-        "throughput_per_s": _ratio(float(n_served), window_s),
-        "sla_attainment": float(sla.mean()) if len(sla) else None,
-        "request_wait_mean_s": float(wait.mean()) if len(wait) else None,
-        "request_wait_probability": float((wait > 0).mean()) if len(wait) else None,
-        "request_latency_mean_s": float(latency.mean()) if len(latency) else None,
-        "request_latency_p50_s": pct["p50"],
-        "request_latency_p95_s": pct["p95"],
-        "request_latency_p99_s": pct["p99"],
+        "requests_total": int(total["requests_total"]),
+        "requests_served": served,
+        "requests_rejected": int(total["requests_rejected"]),
+        "requests_unfinished": int(total["requests_unfinished"]),
+        "requests_recorded": int(total["requests_recorded"]),
+        "throughput_per_s": _ratio(float(served), window_s),
+        "sla_attainment": _mean(float(total["sla_met"]), float(total["sla_decided"])),
+        "request_wait_mean_s": _mean(float(total["wait_sum_s"]), float(total["wait_count"])),
+        "request_wait_probability": _mean(float(total["waited_count"]), float(total["wait_count"])),
+        "request_latency_mean_s": _mean(
+            float(total["latency_sum_s"]), float(total["latency_count"])
+        ),
+        "request_latency_p50_s": p50,
+        "request_latency_p95_s": p95,
+        "request_latency_p99_s": p99,
     }
 
 
-def job_stats(df: pd.DataFrame) -> dict[str, Any]:
-    """Counts and waits of a set of training jobs."""
-    status = df["status"]
-    wait = _floats(df["wait_s"])
-    wait = wait[~np.isnan(wait)]
-    gpu_s = _floats(df["run_s"]) * _floats(df["gpus"])
+def job_stats(stats: pd.DataFrame, waits: pd.DataFrame) -> dict[str, Any]:
+    """Counts and waits of training jobs from aggregate rows (``waits``: job_wait histogram)."""
+    total = stats.sum(numeric_only=True)
+    started = int(total["jobs_started"])
+    p95 = (
+        histogram.percentiles(waits["bucket"].to_numpy(), waits["count"].to_numpy(), (95,))[0]
+        if started
+        else None
+    )
     return {
-        "jobs_submitted": len(df),
-        "jobs_started": len(wait),
-        "jobs_completed": int(_is(status, "completed").sum()),
-        "jobs_rejected": int(_is(status, "rejected").sum()),
-        "jobs_unfinished": int(_is(status, "unfinished").sum()),
-        "job_wait_mean_s": float(wait.mean()) if len(wait) else None,
-        "job_wait_p95_s": float(np.percentile(wait, 95)) if len(wait) else None,
-        "job_gpu_hours": float(np.nansum(gpu_s) / 3600.0),
+        "jobs_submitted": int(total["jobs_submitted"]),
+        "jobs_started": started,
+        "jobs_completed": int(total["jobs_completed"]),
+        "jobs_rejected": int(total["jobs_rejected"]),
+        "jobs_unfinished": int(total["jobs_unfinished"]),
+        "job_wait_mean_s": _mean(float(total["job_wait_sum_s"]), float(started)),
+        "job_wait_p95_s": p95,
+        "job_gpu_hours": float(total["job_gpu_s"]) / 3600.0,
     }
 
 
 def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary of a run, from its tables and its metadata (``run_meta``)."""
+    """The summary of a run, from its aggregate tables and its metadata (``run_meta``)."""
     warmup, end = float(meta["warmup_s"]), float(meta["duration_s"])
     window_s = end - warmup
     pue = float(meta["pue"])
@@ -128,13 +138,16 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     series = load("timeseries", ["time_s", *CUMULATIVE, "facility_energy_kwh"])
     site = _window_delta(series, warmup, end, [*CUMULATIVE, "facility_energy_kwh"])
     pool_series = load("pool_timeseries", ["time_s", "pool", *CUMULATIVE])
+    stats = load("workload_stats", [])
+    hists = load("histograms", [])
+    latency = hists[_is(hists["measure"], "latency")]
+    job_waits = hists[_is(hists["measure"], "job_wait")]
 
-    requests = load(
-        "requests", ["workload", "arrival_s", "wait_s", "latency_s", "status", "sla_met"]
-    )
-    counted = requests["arrival_s"].to_numpy() >= warmup
-    jobs = load("jobs", ["workload", "submit_s", "wait_s", "run_s", "gpus", "status"])
-    jobs = jobs[jobs["submit_s"].to_numpy() >= warmup]
+    kinds = {wl["name"]: wl["kind"] for wl in meta["workloads"]}
+    inference = [name for name, kind in kinds.items() if kind == "inference"]
+    training = [name for name, kind in kinds.items() if kind == "training"]
+    is_inference = np.isin(stats["workload"].astype(str), inference)
+    is_training = np.isin(stats["workload"].astype(str), training)
 
     it_kwh, facility_kwh = site["it_energy_kwh"], site["facility_energy_kwh"]
     summary: dict[str, Any] = {
@@ -147,9 +160,9 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
         "gpu_utilization": _ratio(site["gpu_busy_hours"], site["gpu_up_hours"]),
         "gpu_allocation": _ratio(site["gpu_allocated_hours"], site["gpu_up_hours"]),
     }
-    req = request_stats(requests, window_s, counted)
+    req = request_stats(stats[is_inference], latency, window_s)
     summary.update({k: v for k, v in req.items() if k != "throughput_per_s"})
-    jb = job_stats(jobs)
+    jb = job_stats(stats[is_training], job_waits)
     summary.update(
         {
             k: jb[k]
@@ -175,16 +188,16 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     for wl in meta["workloads"]:
         name = wl["name"]
+        rows = stats[_is(stats["workload"], name)]
         if wl["kind"] == "inference":
-            mine = counted & _is(requests["workload"], name)
             workloads[name] = {
                 "kind": "inference",
                 "sla_latency_s": wl.get("sla_latency_s"),
-                **request_stats(requests, window_s, mine),
+                **request_stats(rows, latency[_is(latency["workload"], name)], window_s),
             }
         else:
-            mine = jobs[_is(jobs["workload"], name)]
-            workloads[name] = {"kind": "training", **job_stats(mine)}
+            waits = job_waits[_is(job_waits["workload"], name)]
+            workloads[name] = {"kind": "training", **job_stats(rows, waits)}
     summary["workloads"] = workloads
 
     pools: dict[str, Any] = {}

@@ -24,6 +24,13 @@ class CheckResult:
 
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    references_resolve: bool = True
+    """Whether every pool's GPU type and every workload's pool exist, as the model's own checks
+    (``sim.model.placement.check_model``) need; other problems do not stop those checks."""
+
+
+_Candidates = list[tuple[Pool, GpuType]]
+"""The pools a workload may use, each with its GPU type."""
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
@@ -33,12 +40,22 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
 
 
 def check_scenario(scn: Scenario) -> CheckResult:
-    """Check the relations between the sections of ``scn``."""
+    """Check the relations between the sections of ``scn``.
+
+    Each check runs whenever what it needs is sound: a workload's memory is checked when its
+    own pools and their GPU types exist, whatever else is wrong in the file.
+    """
     result = CheckResult()
     problems = result.problems
     meta = scn.scenario
     if meta.warmup_s >= meta.duration_s:
-        problems.append(Problem("scenario.warmup", "must be shorter than scenario.duration"))
+        problems.append(
+            Problem(
+                "scenario.warmup",
+                "must be shorter than scenario.duration",
+                related=("scenario.duration",),
+            )
+        )
 
     for section, names in (
         ("gpu_types", [g.name for g in scn.gpu_types]),
@@ -51,14 +68,18 @@ def check_scenario(scn: Scenario) -> CheckResult:
 
     for gpu in scn.gpu_types:
         if gpu.peak_w < gpu.idle_w:
-            problems.append(Problem(f"gpu_types.{gpu.name}.peak_w", "must not be below idle_w"))
+            problems.append(
+                Problem(
+                    f"gpu_types.{gpu.name}.peak_w",
+                    f"must not be below idle_w (peak_w {gpu.peak_w:g}, idle_w {gpu.idle_w:g})",
+                    related=(f"gpu_types.{gpu.name}.idle_w",),
+                )
+            )
 
     catalogue = scn.gpu_catalogue()
-    pool_gpus: dict[str, GpuType] = {}
     for pool in scn.pools:
-        if pool.gpu_type in catalogue:
-            pool_gpus[pool.name] = catalogue[pool.gpu_type]
-        else:
+        if pool.gpu_type not in catalogue:
+            result.references_resolve = False
             problems.append(
                 Problem(
                     f"pools.{pool.name}.gpu_type",
@@ -69,69 +90,81 @@ def check_scenario(scn: Scenario) -> CheckResult:
     pool_names = [p.name for p in scn.pools]
     for workload in scn.workloads:
         if workload.pool is not None and workload.pool not in pool_names:
+            result.references_resolve = False
             problems.append(
                 Problem(
                     f"workloads.{workload.name}.pool", _unknown("pool", workload.pool, pool_names)
                 )
             )
-    if problems:
-        return result
 
     for workload in scn.workloads:
+        candidates = _candidates(scn, workload, catalogue)
+        if candidates is None:
+            continue
         if isinstance(workload, InferenceWorkload):
-            _check_replica_memory(scn, workload, pool_gpus, result)
+            _check_replica_memory(workload, candidates, result)
         else:
-            _check_job_memory(scn, workload, pool_gpus, result)
+            _check_job_memory(workload, candidates, result)
     _check_size(scn, result)
     return result
 
 
-def _candidate_pools(scn: Scenario, wl: InferenceWorkload | TrainingWorkload) -> list[Pool]:
-    """The pool a workload names, or every pool in file order."""
-    return [scn.pool_named(wl.pool)] if wl.pool else list(scn.pools)
+def _candidates(
+    scn: Scenario, wl: InferenceWorkload | TrainingWorkload, catalogue: dict[str, GpuType]
+) -> _Candidates | None:
+    """The pools a workload may use (the one it names, else all); None unless all resolve."""
+    pools = [p for p in scn.pools if wl.pool is None or p.name == wl.pool]
+    if not pools or any(p.gpu_type not in catalogue for p in pools):
+        return None
+    return [(p, catalogue[p.gpu_type]) for p in pools]
+
+
+def _memory_keys(
+    wl: InferenceWorkload | TrainingWorkload, candidates: _Candidates
+) -> tuple[str, ...]:
+    """The keys besides a workload's memory that decide whether it fits."""
+    keys = [f"workloads.{wl.name}.pool"]
+    for pool, gpu in candidates:
+        keys += [f"pools.{pool.name}.gpu_type", f"gpu_types.{gpu.name}.memory_gb"]
+    return tuple(dict.fromkeys(keys))
 
 
 def _check_replica_memory(
-    scn: Scenario, wl: InferenceWorkload, pool_gpus: dict[str, GpuType], result: CheckResult
+    wl: InferenceWorkload, candidates: _Candidates, result: CheckResult
 ) -> None:
     """A replica's model must fit in its GPUs' memory in at least one candidate pool."""
-    gpus = wl.gpus_per_replica
-    if any(
-        pool_gpus[p.name].memory_gb * gpus >= wl.model_memory_gb for p in _candidate_pools(scn, wl)
-    ):
+    if any(wl.replica_fits(gpu) for _, gpu in candidates):
         return
+    gpus = wl.gpus_per_replica
+    best, gpu = max(candidates, key=lambda c: c[1].memory_gb)
     if wl.pool:
-        gpu = pool_gpus[wl.pool]
         msg = (
             f"a replica needs {wl.model_memory_gb:g} GB but its {gpus} × {gpu.name} in pool "
             f"{wl.pool!r} have {gpu.memory_gb * gpus:g} GB; raise gpus_per_replica or choose "
             "another pool"
         )
     else:
-        best = max(scn.pools, key=lambda p: pool_gpus[p.name].memory_gb)
-        gpu = pool_gpus[best.name]
         msg = (
             f"a replica needs {wl.model_memory_gb:g} GB but no pool has that in {gpus} GPU(s) "
             f"(the most is {gpu.memory_gb * gpus:g} GB, {gpu.name} in pool {best.name!r}); "
             "raise gpus_per_replica"
         )
-    result.problems.append(Problem(f"workloads.{wl.name}.model_memory_gb", msg))
+    related = (f"workloads.{wl.name}.gpus_per_replica", *_memory_keys(wl, candidates))
+    result.problems.append(Problem(f"workloads.{wl.name}.model_memory_gb", msg, related=related))
 
 
-def _check_job_memory(
-    scn: Scenario, wl: TrainingWorkload, pool_gpus: dict[str, GpuType], result: CheckResult
-) -> None:
+def _check_job_memory(wl: TrainingWorkload, candidates: _Candidates, result: CheckResult) -> None:
     """Some candidate pool must have GPUs with the memory a job needs."""
-    candidates = _candidate_pools(scn, wl)
-    if any(pool_gpus[p.name].memory_gb >= wl.memory_gb_per_gpu for p in candidates):
+    if any(gpu.memory_gb >= wl.memory_gb_per_gpu for _, gpu in candidates):
         return
     where = f"pool {wl.pool!r}" if wl.pool else "any pool"
-    most = max(pool_gpus[p.name].memory_gb for p in candidates)
+    most = max(gpu.memory_gb for _, gpu in candidates)
     result.problems.append(
         Problem(
             f"workloads.{wl.name}.memory_gb_per_gpu",
             f"jobs need {wl.memory_gb_per_gpu:g} GB per GPU but the GPUs of {where} have at most "
             f"{most:g} GB",
+            related=_memory_keys(wl, candidates),
         )
     )
 
@@ -150,6 +183,7 @@ def _check_size(scn: Scenario, result: CheckResult) -> None:
                 "scenario.sample_every",
                 f"about {samples:,.0f} time-series rows (duration / sample_every × pools): "
                 "this run will be slow and large",
+                related=("scenario.duration",),
             )
         )
     for wl in scn.workloads:
@@ -161,5 +195,6 @@ def _check_size(scn: Scenario, result: CheckResult) -> None:
                     f"workloads.{wl.name}.arrival",
                     f"about {expected:,.0f} arrivals in the horizon (at roughly 500,000 a second "
                     f"and 120 bytes each): this run will take a while and need memory",
+                    related=("scenario.duration",),
                 )
             )

@@ -12,6 +12,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from sim.registry import nearest
 def read_toml(path: Path, source: str) -> dict[str, Any]:
     """Read a TOML file, turning a missing, unreadable or malformed file into a ScenarioError."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise ScenarioError(source, [Problem("", "no such file")]) from None
     except IsADirectoryError:
@@ -311,25 +312,33 @@ def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -
 
 
 def blame_overrides(problems: Iterable[Problem], overrides: Sequence[str]) -> list[Problem]:
-    """Say which problems come from a ``--set`` rather than from the file."""
-    keys = [parse_override(text)[0] for text in overrides]
+    """Say which problems come from a ``--set`` rather than from the file.
+
+    An override is blamed for a problem at its key or inside it, for an unknown key it leads
+    to, and for a cross-field problem whose ``related`` keys it sets.
+    """
+    keys = list(dict.fromkeys(parse_override(text)[0] for text in overrides))
     out = []
     for problem in problems:
-        key = next(
-            (
-                k
-                for k in keys
-                if problem.key == k
-                or problem.key.startswith(k + ".")
-                or (k.startswith(problem.key + ".") and problem.message.startswith("unknown key"))
-            ),
-            None,
-        )
+        blamed = [k for k in keys if _causes(k, problem)]
+        if not blamed:
+            out.append(problem)
+            continue
         message = problem.message
-        if key and "must be a valid string" in message:
-            message += f"; to set a text that looks like a number, quote it: '{key}=\"...\"'"
-        out.append(Problem(problem.key, f"{message} (from --set {key})") if key else problem)
+        if "must be a valid string" in message:
+            message += f"; to set a text that looks like a number, quote it: '{blamed[0]}=\"...\"'"
+        sources = " and ".join(f"--set {k}" for k in blamed)
+        out.append(replace(problem, message=f"{message} (from {sources})"))
     return out
+
+
+def _causes(key: str, problem: Problem) -> bool:
+    """Whether an override of ``key`` may cause ``problem``."""
+    if problem.key == key or problem.key.startswith(key + "."):
+        return True
+    if key.startswith(problem.key + ".") and problem.message.startswith("unknown key"):
+        return True
+    return any(r == key or r.startswith(key + ".") for r in problem.related)
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.config.arrivals import Arrival
 from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
@@ -73,6 +73,32 @@ class Pool(Frozen):
         return self.nodes * self.gpus_per_node
 
 
+class RequestOutput(Frozen):
+    """How many of an inference workload's requests get a row in ``requests.parquet``.
+
+    Whatever the level, the summary and ``workload_timeseries.parquet`` count every request.
+    """
+
+    requests: Literal["all", "sample", "none"] = "all"
+    """``"all"``: a row per request; ``"sample"``: a random share (``sample_rate``); ``"none"``."""
+    sample_rate: float | None = Field(default=None, gt=0, le=1)
+    """With ``requests = "sample"``: the probability that a request gets a row."""
+
+    @model_validator(mode="after")
+    def _rate_with_sample(self) -> RequestOutput:
+        if self.requests == "sample" and self.sample_rate is None:
+            raise ValueError('requests = "sample" needs a sample_rate (e.g. 0.01)')
+        if self.requests != "sample" and self.sample_rate is not None:
+            raise ValueError('sample_rate applies only with requests = "sample"')
+        return self
+
+    @property
+    def level(self) -> tuple[str, float]:
+        """(level, share of rows kept)."""
+        share = {"all": 1.0, "none": 0.0}.get(self.requests, self.sample_rate or 0.0)
+        return self.requests, share
+
+
 class Sla(Frozen):
     """A latency objective for an inference workload."""
 
@@ -104,6 +130,12 @@ class InferenceWorkload(Frozen):
     max_queue: int | None = Field(default=None, ge=0)
     """Most requests that may wait; one arriving to a full queue is ``rejected``. No limit when
     left out."""
+    output: RequestOutput | None = None
+    """This workload's recording level; by default ``[output]``'s."""
+
+    def replica_fits(self, gpu: GpuType) -> bool:
+        """Whether a replica's model fits in the memory of its ``gpus_per_replica`` GPUs."""
+        return gpu.memory_gb * self.gpus_per_replica >= self.model_memory_gb
 
 
 class TrainingWorkload(Frozen):
@@ -156,6 +188,12 @@ class Scenario(Frozen):
     """Inference services and training job streams."""
     scheduler: Scheduler = Scheduler()
     """How training jobs are queued."""
+    output: RequestOutput = RequestOutput()
+    """What the run directory records of the requests (each workload may override it)."""
+
+    def request_output(self, workload: InferenceWorkload) -> RequestOutput:
+        """The recording level of an inference workload's requests."""
+        return workload.output if workload.output is not None else self.output
 
     def gpu_catalogue(self) -> dict[str, GpuType]:
         """Built-in GPU types with this scenario's additions and overrides."""

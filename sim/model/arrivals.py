@@ -2,7 +2,7 @@
 
 A stream hands out absolute arrival times (seconds, ascending) in chunks, so that high-volume
 workloads draw them with one NumPy call per chunk; an empty chunk means no more arrivals.
-Chunks grow (256, 1024, ... up to 65,536) so short runs do not draw far past their horizon.
+Chunks grow (256, 1024, ... up to 8,192) so short runs do not draw far past their horizon.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sim.config import arrivals as a
 from sim.registry import Registry
 
 FIRST_CHUNK = 256
-LARGEST_CHUNK = 65536
+LARGEST_CHUNK = 8192
 
 
 class ArrivalStream(Protocol):

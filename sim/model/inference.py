@@ -1,32 +1,36 @@
-"""Inference serving: one FIFO queue per workload, served by its replicas, as a window dispatcher.
+"""Inference serving: one FIFO queue per workload, every workload moved by one shared loop.
 
-Requests are plain records in column lists, never SimPy processes or Resources. Each engine
-keeps one SimPy event scheduled at its next internal event (an arrival or a completion). When
-it fires, the engine handles, in time order, every internal event up to the next event anything
-else has scheduled (``env.peek()``), so nothing outside the engine can happen in between and
-its state is exact whenever another process looks at it. Those internal events are timed
-explicitly, not by ``env.now``.
+Requests are plain records in column lists, never SimPy processes or Resources. The
+``InferenceHub`` keeps one heap of every workload's next arrival and of every busy replica's
+completion, and one clock alarm at the earliest of them. When the alarm fires, the hub
+handles, in (time, phase, key) order, every internal event that comes before the clock's next
+entry, so nothing outside can happen in between and the state is exact whenever another
+subsystem looks at it. A completion runs in the clock's ``FREE`` phase and an arrival in its
+``ARRIVE`` phase, so at a tie the completion goes first and the newcomer can take the replica.
 
 A request goes to the lowest-numbered free replica, else waits in the queue (or is rejected if
-``max_queue`` requests are already waiting). A completion at the same instant as an arrival is
-handled first, so the arriving request can take the replica it frees. Its service time is its
-drawn demand (on H100-SXM) divided by the speed of its replica's GPUs.
+``max_queue`` requests are already waiting). Its service time is its drawn demand (on
+H100-SXM) divided by the speed of its replica's GPUs.
+
+Busy GPU time is accounted at the start of service (the whole service time, corrected at any
+instant by the part still to come), so a request costs a few list updates, not a meter update
+at each end.
 """
 
 from __future__ import annotations
 
-import heapq
+import contextlib
 from collections import deque
+from collections.abc import Sequence
+from heapq import heapify, heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import simpy
 
 from sim.config.scenario import InferenceWorkload
 from sim.model.arrivals import ArrivalStream
-from sim.model.clock import call_at
+from sim.model.clock import ARRIVE, FREE, Clock, priority
 from sim.model.pools import Placement
-from sim.model.power import PoolMeter
 from sim.model.sampling import Draw
 from sim.record.codes import OK, REJECTED, UNFINISHED
 
@@ -34,57 +38,81 @@ if TYPE_CHECKING:
     from sim.record.recorder import Recorder
 
 INF = float("inf")
-FLUSH_ROWS = 131072
+FLUSH_ROWS = 8192
 """Finished requests are handed to the recorder in blocks of at least this many."""
 
 
 class InferenceEngine:
-    """The queue and replicas of one inference workload."""
+    """The queue, replicas and request columns of one inference workload."""
 
     def __init__(
         self,
-        env: simpy.Environment,
         index: int,
+        key: int,
         workload: InferenceWorkload,
         replicas: list[Placement],
-        meters: list[PoolMeter],
         arrivals: ArrivalStream,
         demand: Draw,
         recorder: Recorder,
-        horizon_s: float,
     ) -> None:
-        self.env = env
         self.index = index
         self.name = workload.name
         self.recorder = recorder
-        self.horizon = horizon_s
+        self.p_free = priority(FREE, key)
+        self.p_arrive = priority(ARRIVE, key)
         self.max_queue = workload.max_queue if workload.max_queue is not None else 1 << 62
         self.replicas = replicas
         self.gpus = workload.gpus_per_replica
         self.speed = [p.pool.speed for p in replicas]
-        self.meter = [meters[p.pool.index] for p in replicas]
+        pools = sorted({p.pool.index for p in replicas})
+        self.pools = pools
+        """Indices of the pools this workload's replicas sit in."""
+        self.slot = [pools.index(p.pool.index) for p in replicas]
+        """For each replica, the position of its pool in ``pools``."""
         self.replica_pool = np.array([p.pool.index for p in replicas] + [-1], dtype=np.int64)
+        # Per pool slot: replicas busy, service seconds started, and the sum of their ends.
+        self.busy = [0] * len(pools)
+        self.started_s = [0.0] * len(pools)
+        self.pending_end_s = [0.0] * len(pools)
         self._arrivals = arrivals
         self._demand = demand
         self.free: list[int] = list(range(len(replicas)))  # a heap: lowest number first
-        self.completions: list[tuple[float, int]] = []  # a heap of (end time, replica)
         self.queue: deque[int] = deque()
         self.serving = [-1] * len(replicas)  # request index in service on each replica
+        self.rejected = 0
         # Per-request columns for requests base, base+1, ...; flushed to the recorder in blocks.
         self.base = 0
         self.arrived = 0  # requests arrived so far (the next request's index)
+        self.ident: list[int] = []
         self.arrival: list[float] = []
         self.demand: list[float] = []
         self.start: list[float] = []
         self.end: list[float] = []
         self.replica: list[int] = []
         self.status: list[int] = []
-        self._chunk: list[float] = []
-        self._pos = 0
-        self._refill()
-        self._wake_at(min(self._chunk[0], INF))
+        self.refs = (
+            self.free,
+            self.queue,
+            self.serving,
+            self.speed,
+            self.slot,
+            self.ident,
+            self.arrival,
+            self.demand,
+            self.start,
+            self.end,
+            self.replica,
+            self.status,
+            self.busy,
+            self.started_s,
+            self.pending_end_s,
+            self.p_free,
+            self.max_queue,
+        )
+        """The engine's lists (never replaced, only changed in place) for the hub's loop."""
+        self.refill()
 
-    # -- what other processes may read -----------------------------------------------------
+    # -- what other subsystems may read --------------------------------------------------
     @property
     def waiting(self) -> int:
         """Requests waiting for a replica."""
@@ -92,122 +120,227 @@ class InferenceEngine:
 
     @property
     def in_service(self) -> int:
-        """Requests being served."""
+        """Requests being served (= busy replicas)."""
         return len(self.replicas) - len(self.free)
 
-    # -- the dispatcher ------------------------------------------------------------------
-    def _refill(self) -> None:
-        """Take the next chunk of arrivals and their demands; flush finished requests."""
+    def busy_gpu_s(self, slot: int, t: float) -> float:
+        """Busy GPU-seconds of this workload in pool slot ``slot`` from 0 to ``t``."""
+        ahead = self.pending_end_s[slot] - t * self.busy[slot]
+        return (self.started_s[slot] - ahead) * self.gpus
+
+    @property
+    def completed(self) -> int:
+        """Requests served so far."""
+        return self.arrived - self.rejected - len(self.queue) - self.in_service
+
+    def next_arrival(self) -> float:
+        """Time of the next arrival (inf if none)."""
+        return self.arrival[self.arrived - self.base]
+
+    # -- arrivals and recording ----------------------------------------------------------
+    def refill(self) -> None:
+        """Take the next chunk of arrivals and their demands; flush finished requests.
+
+        The arrival column always holds at least one arrival not yet handled (``inf`` once
+        the process has no more).
+        """
         chunk = self._arrivals.next_chunk()
         if not chunk:
-            self._chunk, self._pos = [INF], 0
-            return
+            chunk = [INF]
         n = len(chunk)
-        self._chunk, self._pos = chunk, 0
         self.arrival.extend(chunk)
         self.demand.extend(self._demand(n).tolist())
         nan = float("nan")
+        self.ident.extend([-1] * n)
         self.start.extend([nan] * n)
         self.end.extend([nan] * n)
         self.replica.extend([-1] * n)
         self.status.extend([UNFINISHED] * n)
-        self._flush(final=False)
+        self.flush(final=False)
 
-    def _wake_at(self, t: float) -> None:
-        if t < self.horizon:
-            call_at(self.env, t, self._run)
-
-    def _run(self, _event: simpy.Event) -> None:
-        """Handle every internal event up to the next external one, then sleep until the next."""
-        peek = self.env.peek
-        horizon = self.horizon
-        completions, free, queue, serving = self.completions, self.free, self.queue, self.serving
-        speed, meter, gpus = self.speed, self.meter, self.gpus
-        arrival_chunk, pos, base = self._chunk, self._pos, self.base
-        demand, start, end, replica, status = (
-            self.demand,
-            self.start,
-            self.end,
-            self.replica,
-            self.status,
-        )
-        heappush, heappop = heapq.heappush, heapq.heappop
-        max_queue = self.max_queue
-        while True:
-            ta = arrival_chunk[pos]
-            tc = completions[0][0] if completions else INF
-            t = ta if ta < tc else tc
-            if t >= horizon or t > peek():
-                break
-            if ta < tc:  # an arrival (at a tie, the completion goes first and frees its replica)
-                i = self.arrived
-                self.arrived = i + 1
-                if free:
-                    r = heappop(free)
-                    k = i - base
-                    heappush(completions, (t + demand[k] / speed[r], r))
-                    serving[r] = i
-                    start[k] = t
-                    replica[k] = r
-                    meter[r].change(t, gpus)
-                elif len(queue) < max_queue:
-                    queue.append(i)
-                else:
-                    status[i - base] = REJECTED
-                pos += 1
-                if pos == len(arrival_chunk):
-                    self._refill()
-                    arrival_chunk, pos, base = self._chunk, 0, self.base
-                    demand, start, end = self.demand, self.start, self.end
-                    replica, status = self.replica, self.status
-            else:  # a completion
-                r = heappop(completions)[1]
-                k = serving[r] - base
-                end[k] = t
-                status[k] = OK
-                if queue:
-                    i = queue.popleft()
-                    k = i - base
-                    heappush(completions, (t + demand[k] / speed[r], r))
-                    serving[r] = i
-                    start[k] = t
-                    replica[k] = r
-                else:
-                    serving[r] = -1
-                    heappush(free, r)
-                    meter[r].change(t, -gpus)
-        self._pos = pos
-        self._wake_at(t)
-
-    # -- recording -----------------------------------------------------------------------
-    def _flush(self, final: bool) -> None:
+    def flush(self, final: bool) -> None:
         """Hand every finished request before the oldest unfinished one to the recorder."""
-        cut = self.arrived
+        done = self.arrived - self.base
         if not final:
-            if self.queue:
-                cut = min(cut, self.queue[0])
-            busy = [i for i in self.serving if i >= 0]
-            if busy:
-                cut = min(cut, min(busy))
-            if cut - self.base < FLUSH_ROWS:
+            with contextlib.suppress(ValueError):  # none unfinished: all are done
+                done = self.status.index(UNFINISHED, 0, done)
+            if done < FLUSH_ROWS:
                 return
-        k = cut - self.base
+        k = done
         if k <= 0:
             return
         replica = np.array(self.replica[:k], dtype=np.int64)
         self.recorder.requests(
             self.index,
+            ident=np.array(self.ident[:k], dtype=np.int64),
             arrival=np.array(self.arrival[:k]),
             start=np.array(self.start[:k]),
             end=np.array(self.end[:k]),
             replica=replica,
             pool=self.replica_pool[replica],
             status=np.array(self.status[:k], dtype=np.int64),
+            complete_before=self.arrival[k] if not final and k < len(self.arrival) else INF,
         )
-        for column in (self.arrival, self.demand, self.start, self.end, self.replica, self.status):
+        for column in (
+            self.ident,
+            self.arrival,
+            self.demand,
+            self.start,
+            self.end,
+            self.replica,
+            self.status,
+        ):
             del column[:k]
-        self.base = cut
+        self.base += k
+
+
+class InferenceHub:
+    """Every inference workload's arrivals and completions, handled by one loop.
+
+    Two heaps of ``(time, priority, engine, replica)`` entries: ``arrivals`` holds each
+    engine's next arrival (replica -1), ``completions`` each busy replica's end of service.
+    One clock alarm sits at the earlier of their heads.
+    """
+
+    def __init__(self, clock: Clock, engines: Sequence[InferenceEngine], horizon_s: float) -> None:
+        self.clock = clock
+        self.engines = list(engines)
+        self.horizon = horizon_s
+        self.next_id = 0
+        self.arrivals = [(e.next_arrival(), e.p_arrive, i, -1) for i, e in enumerate(self.engines)]
+        heapify(self.arrivals)
+        self.completions: list[tuple[float, int, int, int]] = []
+        self.alarm = clock.alarm(self._run, 0)
+        self.reschedule()
+
+    def head(self) -> tuple[float, int, int, int] | None:
+        """The next internal event, if any."""
+        first = self.arrivals[0] if self.arrivals else None
+        if self.completions and (first is None or self.completions[0] < first):
+            return self.completions[0]
+        return first
+
+    def reschedule(self) -> None:
+        """Set the alarm at the next internal event: call after changing an engine from outside."""
+        head = self.head()
+        if head is not None and head[0] < self.horizon:
+            t, prio = head[0], head[1]
+            alarm = self.alarm
+            if alarm.time != t or alarm.priority != prio:
+                alarm.set(t, prio)
+        else:
+            self.alarm.cancel()
+
+    def _run(self) -> None:
+        """Handle internal events until the clock's next entry comes first.
+
+        The current engine's state is held in local variables, loaded when the loop turns to
+        another engine and stored back when it leaves one (the hot path of the whole model).
+        """
+        q = self.clock.entries
+        arrivals, completions = self.arrivals, self.completions
+        if not arrivals:
+            return
+        engines = self.engines
+        horizon = self.horizon
+        next_id = self.next_id
+        # Nothing in this loop adds to the clock's queue: its head is the limit throughout.
+        limit_t, limit_p = (q[0][0], q[0][1]) if q else (INF, 0)
+        if limit_t >= horizon:
+            limit_t, limit_p = horizon, -1
+        cur = -1
+        eng = engines[0]
+        arrived = 0
+        while True:
+            entry = arrivals[0]
+            if completions and completions[0] < entry:
+                entry = completions[0]
+            t, p, e, r = entry
+            if t > limit_t or (t == limit_t and p > limit_p):
+                break
+            if e != cur:
+                if cur >= 0:
+                    eng.arrived = arrived
+                cur = e
+                eng = engines[e]
+                arrived, base = eng.arrived, eng.base
+                last = base + len(eng.arrival)  # past the last arrival drawn so far
+                (
+                    free,
+                    queue,
+                    serving,
+                    speed,
+                    slot,
+                    ident,
+                    arrival,
+                    demand,
+                    start,
+                    end_,
+                    replica,
+                    status,
+                    busy,
+                    started_s,
+                    pending_end_s,
+                    p_free,
+                    max_queue,
+                ) = eng.refs
+            if r < 0:  # an arrival
+                i = arrived
+                arrived += 1
+                if arrived == last:
+                    eng.arrived = arrived
+                    eng.refill()
+                    base = eng.base
+                    last = base + len(arrival)
+                heapreplace(arrivals, (arrival[arrived - base], p, e, -1))
+                k = i - base
+                ident[k] = next_id
+                next_id += 1
+                if free:
+                    r = heappop(free)
+                    d = demand[k] / speed[r]
+                    done = t + d
+                    serving[r] = i
+                    start[k] = t
+                    replica[k] = r
+                    s = slot[r]
+                    busy[s] += 1
+                    started_s[s] += d
+                    pending_end_s[s] += done
+                    heappush(completions, (done, p_free, e, r))
+                elif len(queue) < max_queue:
+                    queue.append(i)
+                else:
+                    status[k] = REJECTED
+                    eng.rejected += 1
+            else:  # a completion on replica r
+                k = serving[r] - base
+                end_[k] = t
+                status[k] = OK
+                s = slot[r]
+                pending_end_s[s] -= t
+                if queue:
+                    i = queue.popleft()
+                    k = i - base
+                    d = demand[k] / speed[r]
+                    done = t + d
+                    serving[r] = i
+                    start[k] = t
+                    replica[k] = r
+                    started_s[s] += d
+                    pending_end_s[s] += done
+                    heapreplace(completions, (done, p, e, r))
+                else:
+                    serving[r] = -1
+                    busy[s] -= 1
+                    heappush(free, r)
+                    heappop(completions)
+        if cur >= 0:
+            eng.arrived = arrived
+        self.next_id = next_id
+        self.reschedule()
 
     def finish(self) -> None:
         """At the horizon: requests still waiting or in service stay ``unfinished``; record all."""
-        self._flush(final=True)
+        for engine in self.engines:
+            engine.flush(final=True)

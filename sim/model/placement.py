@@ -33,8 +33,8 @@ def place_replicas(
             continue
         gpus = wl.gpus_per_replica
         eligible = capacity.demand(gpus, 0.0, wl.pool).pools
-        pools = tuple(p for p in eligible if p.gpu.memory_gb * gpus >= wl.model_memory_gb)
-        demand = Demand(gpus, pools, within_node=True)
+        pools = tuple(p for p in eligible if wl.replica_fits(p.gpu))
+        demand = Demand(gpus, pools)
         mine: list[Placement] = []
         for _ in range(wl.replicas):
             placement = capacity.place(demand)
@@ -43,7 +43,7 @@ def place_replicas(
             capacity.pin(placement)
             mine.append(placement)
         placed[index] = mine
-        if len(mine) < wl.replicas:
+        if pools and len(mine) < wl.replicas:
             where = ", ".join(
                 f"{p.name!r}: {p.free_gpus} of {p.gpus_total} GPUs free, at most "
                 f"{max(p.free)} in one node"

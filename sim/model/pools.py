@@ -2,8 +2,9 @@
 
 Each pool keeps its nodes in buckets by free-GPU count, so finding room for a gang of GPUs
 costs O(GPUs per node + nodes touched), never a scan of every node. Placement is best fit: a
-gang that fits in one node goes to the fullest node that can hold it; a larger gang takes
-whole free nodes first.
+gang no larger than a node goes, whole, to the fullest node that can hold it (or waits: its
+GPUs talk over the node's own links); a larger gang takes whole free nodes first, then the
+node that best fits the rest, so it spans as few nodes as possible.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class PoolState:
         self.gpus_total = cfg.gpus
         self.free_gpus = cfg.gpus
         self.pinned_gpus = 0
+        self.pinned_node = [0] * cfg.nodes
+        self.most_unpinned = cfg.gpus_per_node
+        """The most GPUs any node has that no static replica holds."""
         per = cfg.gpus_per_node
         self.free = [per] * cfg.nodes
         self.buckets: list[list[int]] = [[] for _ in range(per + 1)]
@@ -50,24 +54,23 @@ class PoolState:
         target.append(node)
         self.free[node] = new
 
-    def allocate(self, gpus: int, within_node: bool = False) -> list[tuple[int, int]] | None:
+    def allocate(self, gpus: int) -> list[tuple[int, int]] | None:
         """Take ``gpus`` GPUs, best fit: [(node, count), ...], or None if there is no room.
 
-        The gang spans nodes if needed, unless ``within_node`` asks for a single node (for a
-        gang no larger than a node).
+        A gang no larger than a node takes one node or nothing.
         """
         if gpus > self.free_gpus:
             return None
         per = self.gpus_per_node
         buckets = self.buckets
-        if within_node and gpus <= per:
-            k = next((k for k in range(gpus, per + 1) if buckets[k]), 0)
-            if not k:
-                return None
-            node = buckets[k][-1]
-            self._set_free(node, k - gpus)
-            self.free_gpus -= gpus
-            return [(node, gpus)]
+        if gpus <= per:
+            for k in range(gpus, per + 1):
+                if buckets[k]:
+                    node = buckets[k][-1]
+                    self._set_free(node, k - gpus)
+                    self.free_gpus -= gpus
+                    return [(node, gpus)]
+            return None
         taken: list[tuple[int, int]] = []
         need = gpus
         while need:
@@ -96,14 +99,10 @@ class PoolState:
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What a replica or job needs: a number of GPUs in one of the eligible pools (in order).
-
-    With ``within_node``, a gang no larger than a node must sit in a single node.
-    """
+    """What a replica or job needs: a number of GPUs in one of the eligible pools (in order)."""
 
     gpus: int
     pools: tuple[PoolState, ...]
-    within_node: bool = False
 
 
 @dataclass(slots=True)
@@ -142,14 +141,18 @@ class Capacity:
         gpus = demand.gpus
         for pool in demand.pools:
             if pool.free_gpus >= gpus:
-                nodes = pool.allocate(gpus, demand.within_node)
+                nodes = pool.allocate(gpus)
                 if nodes is not None:
                     return Placement(pool, nodes, gpus)
         return None
 
     def pin(self, placement: Placement) -> None:
         """Mark a placement as held for the whole run (a static inference replica)."""
-        placement.pool.pinned_gpus += placement.gpus
+        pool = placement.pool
+        pool.pinned_gpus += placement.gpus
+        for node, count in placement.nodes:
+            pool.pinned_node[node] += count
+        pool.most_unpinned = pool.gpus_per_node - min(pool.pinned_node)
 
     def release(self, placement: Placement) -> None:
         """Give back a placement's GPUs."""
@@ -159,11 +162,19 @@ class Capacity:
         """Why ``demand`` can never be placed, or None if it could be once room frees up."""
         if not demand.pools:
             return "no eligible pool: memory or pool constraint"
-        most = max(p.gpus_total - p.pinned_gpus for p in demand.pools)
-        if demand.gpus <= most:
+        gpus = demand.gpus
+        if any(
+            (p.most_unpinned if gpus <= p.gpus_per_node else p.gpus_total - p.pinned_gpus) >= gpus
+            for p in demand.pools
+        ):
             return None
+        most = max(p.gpus_total - p.pinned_gpus for p in demand.pools)
         where = ", ".join(
-            f"{p.name}: {p.gpus_total} GPUs, {p.pinned_gpus} held by inference replicas"
+            f"{p.name}: {p.gpus_total} GPUs, {p.pinned_gpus} held by inference replicas, at most "
+            f"{p.most_unpinned} free in one node"
             for p in demand.pools
         )
-        return f"needs {demand.gpus} GPUs; the most an eligible pool can offer is {most} ({where})"
+        return (
+            f"needs {gpus} GPUs (within one node if it fits in one); the most an eligible pool "
+            f"can offer is {most} ({where})"
+        )

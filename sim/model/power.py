@@ -2,13 +2,29 @@
 
 A GPU draws its idle power, plus (peak - idle) while busy; each node adds its overhead. Energy
 is the integral of this piecewise-constant power, advanced at every change, never by polling.
-Facility power is IT power × PUE.
+Training jobs change the meter when they start and stop; inference engines, whose requests
+start and end far more often, keep their own exact account of busy GPU-seconds (see
+``sim.model.inference``), which the meter adds in whenever it is read. Facility power is IT
+power × PUE.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sim.config.catalogue import GpuType
 from sim.config.scenario import Facility, Pool
+
+
+class BusySource(Protocol):
+    """Something that keeps its own count and integral of busy GPUs in some pools."""
+
+    gpus: int
+    busy: list[int]
+
+    def busy_gpu_s(self, slot: int, t: float) -> float:
+        """Busy GPU-seconds in pool slot ``slot`` from 0 to ``t``."""
+        ...
 
 
 class PoolMeter:
@@ -23,6 +39,7 @@ class PoolMeter:
         "energy_j",
         "last_t",
         "power_w",
+        "sources",
         "up_gpu_s",
         "up_gpus",
     )
@@ -38,6 +55,19 @@ class PoolMeter:
         self.allocated_gpu_s = 0.0
         self.up_gpu_s = 0.0
         self.last_t = 0.0
+        self.sources: list[tuple[BusySource, int]] = []
+
+    def add_source(self, source: BusySource, slot: int) -> None:
+        """Count ``source``'s busy GPUs of pool slot ``slot`` as this pool's."""
+        self.sources.append((source, slot))
+
+    def busy_now(self) -> int:
+        """GPUs busy now, jobs and requests."""
+        return self.busy + sum(src.busy[slot] * src.gpus for src, slot in self.sources)
+
+    def power_now(self) -> float:
+        """IT power now (W)."""
+        return self.power_w + (self.busy_now() - self.busy) * self.busy_w
 
     def change(self, t: float, busy: int, allocated: int = 0) -> None:
         """At time ``t``, ``busy`` GPUs become busy and ``allocated`` GPUs are taken.
@@ -57,9 +87,10 @@ class PoolMeter:
     def totals_at(self, t: float) -> tuple[float, float, float, float]:
         """(energy J, busy GPU-s, allocated GPU-s, up GPU-s) integrated from 0 to ``t``."""
         dt = t - self.last_t
+        served = sum(src.busy_gpu_s(slot, t) for src, slot in self.sources)
         return (
-            self.energy_j + self.power_w * dt,
-            self.busy_gpu_s + self.busy * dt,
+            self.energy_j + self.power_w * dt + served * self.busy_w,
+            self.busy_gpu_s + self.busy * dt + served,
             self.allocated_gpu_s + self.allocated * dt,
             self.up_gpu_s + self.up_gpus * dt,
         )

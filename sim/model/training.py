@@ -1,20 +1,22 @@
 """Training jobs: gang-scheduled on one pool, started in the queue policy's strict order.
 
-A job needs all its GPUs at once, within one pool (spanning nodes). The scheduler starts the
-head of the queue whenever the capacity object finds room for it, and nothing overtakes the
-head. A job that can never fit is rejected at once with the reason. A running job knows its
-progress (work done, in H100-SXM seconds), so it can later be interrupted and resumed.
+A job needs all its GPUs at once, within one pool: a job no larger than a node runs within one
+node (its GPUs talk over the node's own links), a larger one on as few nodes as possible. The
+scheduler decides once per instant, in the clock's ``DECIDE`` phase, after every job that ends
+or arrives at that instant: it starts the head of the queue whenever the capacity object finds
+room for it, and nothing overtakes the head. A job that can never fit is rejected at once with
+the reason. A running job knows its progress (work done, in H100-SXM seconds), so it can later
+be interrupted and resumed; its completion is a timed callback voided by its token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
-
-import simpy
+from functools import partial
+from typing import TYPE_CHECKING
 
 from sim.config.scenario import TrainingWorkload
 from sim.model.arrivals import ArrivalStream
+from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.policies import JobQueue
 from sim.model.pools import Capacity, Demand, Placement
 from sim.model.power import PoolMeter
@@ -36,6 +38,7 @@ class Job:
         "end_s",
         "gpus",
         "id",
+        "key",
         "nodes_used",
         "placement",
         "pool_index",
@@ -56,6 +59,7 @@ class Job:
         self,
         ident: int,
         workload: int,
+        key: int,
         demand: Demand,
         priority: int,
         work_s: float,
@@ -63,6 +67,7 @@ class Job:
     ) -> None:
         self.id = ident
         self.workload = workload
+        self.key = key  # the workload's tie-break key on the clock
         self.demand = demand
         self.gpus = demand.gpus
         self.priority = priority
@@ -96,32 +101,36 @@ class Job:
 
 
 class TrainingScheduler:
-    """Queues training jobs and starts them when the capacity object finds room."""
+    """Queues training jobs and starts them, once per instant, when the capacity finds room."""
 
     def __init__(
         self,
-        env: simpy.Environment,
+        clock: Clock,
         capacity: Capacity,
         meters: list[PoolMeter],
         queue: JobQueue[Job],
         recorder: Recorder,
     ) -> None:
-        self.env = env
+        self.clock = clock
         self.capacity = capacity
         self.meters = meters
         self.queue = queue
         self.recorder = recorder
         self.running: dict[int, Job] = {}
         self._next_id = 0
+        self._decision_due = False
+        self._decide_prio = priority(DECIDE)
 
-    def new_job(self, workload: int, demand: Demand, priority: int, work_s: float) -> Job:
+    def new_job(
+        self, workload: int, key: int, demand: Demand, priority_: int, work_s: float
+    ) -> Job:
         """A job submitted now, with the next job id."""
-        job = Job(self._next_id, workload, demand, priority, work_s, self.env.now)
+        job = Job(self._next_id, workload, key, demand, priority_, work_s, self.clock.now)
         self._next_id += 1
         return job
 
     def submit(self, job: Job) -> None:
-        """Queue a job, or reject it at once if it can never fit; then start what fits."""
+        """Queue a job (the scheduler decides later this instant), or reject one that never fits."""
         reason = self.capacity.never_fits(job.demand)
         if reason is not None:
             job.status = codes.JOB_REJECTED
@@ -133,10 +142,17 @@ class TrainingScheduler:
             return
         self.recorder.event(job.submit_s, codes.JOB_SUBMITTED, job.workload, -1, job.id, job.gpus)
         self.queue.push(job)
-        self._dispatch()
+        self._decide_later()
 
-    def _dispatch(self) -> None:
+    def _decide_later(self) -> None:
+        """Have the scheduler decide in this instant's DECIDE phase (once)."""
+        if not self._decision_due:
+            self._decision_due = True
+            self.clock.call_at(self.clock.now, self._decide_prio, self._decide)
+
+    def _decide(self) -> None:
         """Start jobs from the head of the queue while they fit."""
+        self._decision_due = False
         queue, capacity = self.queue, self.capacity
         while True:
             job = queue.head()
@@ -149,7 +165,7 @@ class TrainingScheduler:
             self._start(job, placement)
 
     def _start(self, job: Job, placement: Placement) -> None:
-        now = self.env.now
+        now = self.clock.now
         pool = placement.pool
         job.placement = placement
         job.pool_index = pool.index
@@ -160,29 +176,29 @@ class TrainingScheduler:
         self.meters[pool.index].change(now, job.gpus, job.gpus)
         self.running[job.id] = job
         self.recorder.event(
-            now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.describe()
+            now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.nodes
         )
         remaining = max(job.work_s - job.done_s, 0.0) / pool.speed
-        token = job.token
-        done = self.env.timeout(remaining)
-        done.callbacks.append(lambda _event: self._complete(job, token))
+        self.clock.call_at(
+            now + remaining, priority(FREE, job.key), partial(self._complete, job, job.token)
+        )
 
     def _complete(self, job: Job, token: int) -> None:
         if token != job.token:
             return  # the job was interrupted after this completion was scheduled
-        now = self.env.now
+        now = self.clock.now
         placement = job.placement
         assert placement is not None
         self._stop(job, placement, now)
         job.done_s = job.work_s
         job.end_s = now
         job.status = codes.JOB_COMPLETED
-
         self.recorder.event(
             now, codes.JOB_COMPLETED_EVENT, job.workload, placement.pool.index, job.id, job.gpus
         )
         self._record(job)
-        self._dispatch()
+        if self.queue:
+            self._decide_later()
 
     def _stop(self, job: Job, placement: Placement, now: float) -> None:
         """Release a running job's GPUs and account its run time."""
@@ -204,21 +220,21 @@ class TrainingScheduler:
 
     def _record(self, job: Job) -> None:
         self.recorder.job(
-            job_id=job.id,
-            workload=job.workload,
-            gpus=job.gpus,
-            priority=job.priority,
-            submit_s=job.submit_s,
-            start_s=job.start_s,
-            end_s=job.end_s,
-            run_s=job.run_s,
-            work_s=job.work_s,
-            progress=job.share_done(job.done_s),
-            status=job.status,
-            restarts=job.restarts,
-            pool=job.pool_index,
-            nodes=job.nodes_used,
-            reason=job.reason,
+            job.id,
+            job.workload,
+            job.gpus,
+            job.priority,
+            job.submit_s,
+            job.start_s,
+            job.end_s,
+            job.run_s,
+            job.work_s,
+            job.share_done(job.done_s),
+            job.status,
+            job.restarts,
+            job.pool_index,
+            job.nodes_used,
+            job.reason,
         )
 
     @property
@@ -227,25 +243,53 @@ class TrainingScheduler:
         return len(self.queue)
 
 
-def job_arrivals(
-    env: simpy.Environment,
-    scheduler: TrainingScheduler,
-    index: int,
-    workload: TrainingWorkload,
-    demand: Demand,
-    stream: ArrivalStream,
-    work: Draw,
-    horizon_s: float,
-) -> Generator[simpy.Event, Any, None]:
-    """The SimPy process submitting one training workload's jobs."""
-    while True:
-        times = stream.next_chunk()
-        if not times:
-            return
-        works = work(len(times)).tolist()
-        for t, work_s in zip(times, works, strict=True):
-            if t >= horizon_s:
+class JobSource:
+    """Submits one training workload's jobs at their arrival times (ARRIVE phase, its key)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        scheduler: TrainingScheduler,
+        index: int,
+        key: int,
+        workload: TrainingWorkload,
+        demand: Demand,
+        stream: ArrivalStream,
+        work: Draw,
+        horizon_s: float,
+    ) -> None:
+        self.clock = clock
+        self.scheduler = scheduler
+        self.index = index
+        self.key = key
+        self.priority = workload.priority
+        self.demand = demand
+        self.stream = stream
+        self.work = work
+        self.horizon = horizon_s
+        self.prio = priority(ARRIVE, key)
+        self.times: list[float] = []
+        self.works: list[float] = []
+        self.pos = 0
+        self._arrive_cb = self._arrive
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        if self.pos == len(self.times):
+            self.times = self.stream.next_chunk()
+            self.works = self.work(len(self.times)).tolist() if self.times else []
+            self.pos = 0
+            if not self.times:
                 return
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            scheduler.submit(scheduler.new_job(index, demand, workload.priority, work_s))
+        t = self.times[self.pos]
+        if t < self.horizon:
+            self.clock.call_at(t, self.prio, self._arrive_cb)
+
+    def _arrive(self) -> None:
+        work_s = self.works[self.pos]
+        self.pos += 1
+        scheduler = self.scheduler
+        scheduler.submit(
+            scheduler.new_job(self.index, self.key, self.demand, self.priority, work_s)
+        )
+        self._schedule_next()

@@ -1,4 +1,4 @@
-"""The simulated site: builds the SimPy world from a validated scenario and runs it.
+"""The simulated site: builds the world from a validated scenario and runs it on one clock.
 
 ``simulate`` is a pure function of (scenario, inputs, seed): it records into the recorder it
 is given and keeps no state in module globals.
@@ -10,21 +10,19 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
-import simpy
-
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
 from sim.errors import ScenarioError
 from sim.inputs import Inputs
 from sim.model.arrivals import make_stream
-from sim.model.clock import END_OF_INSTANT, call_at
-from sim.model.inference import InferenceEngine
+from sim.model.clock import OBSERVE, Clock, name_ranks, priority
+from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.placement import build_pools, place_replicas
 from sim.model.policies import QUEUE_POLICIES
-from sim.model.pools import Capacity
+from sim.model.pools import Capacity, Placement
 from sim.model.power import FacilityPower, PoolMeter
 from sim.model.rng import RandomStreams
 from sim.model.sampling import make_sampler
-from sim.model.training import TrainingScheduler, job_arrivals
+from sim.model.training import JobSource, TrainingScheduler
 from sim.record import codes
 
 if TYPE_CHECKING:
@@ -35,17 +33,19 @@ Progress = Callable[[float], None]
 
 J_PER_KWH = 3.6e6
 NAN = float("nan")
+OBSERVE_PRIORITY = priority(OBSERVE)
 
 
 class World:
-    """Everything a run simulates, wired together."""
+    """Everything a run simulates, wired together on one clock."""
 
     def __init__(self, scn: Scenario, inputs: Inputs, recorder: Recorder, seed: int) -> None:
         self.scn = scn
         self.recorder = recorder
         self.horizon = scn.scenario.duration_s
-        self.env = simpy.Environment()
-        streams = RandomStreams(seed)
+        self.clock = Clock()
+        self.streams = RandomStreams(seed)
+        self.inputs = inputs
         self.pools = build_pools(scn)
         self.meters = [
             PoolMeter(cfg, state.gpu) for cfg, state in zip(scn.pools, self.pools, strict=True)
@@ -53,60 +53,71 @@ class World:
         self.facility = FacilityPower(scn.facility)
         self.capacity = Capacity(self.pools)
         self.scheduler = TrainingScheduler(
-            self.env, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
+            self.clock, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
+        self.keys = name_ranks([w.name for w in scn.workloads])
         recorder.event(0.0, codes.RUN_STARTED)
         replicas, problems = place_replicas(scn, self.capacity)
         if problems:
             raise ScenarioError("scenario", problems)
-        self.engines: list[InferenceEngine] = []
-        for index, wl in enumerate(scn.workloads):
-            if isinstance(wl, InferenceWorkload):
-                for number, placement in enumerate(replicas[index]):
-                    pool = placement.pool
-                    self.meters[pool.index].change(0.0, 0, placement.gpus)
-                    recorder.event(
-                        0.0,
-                        codes.REPLICA_PLACED,
-                        index,
-                        pool.index,
-                        number,
-                        placement.gpus,
-                        placement.describe(),
-                    )
-                placements = replicas[index]
-                self.engines.append(
-                    InferenceEngine(
-                        self.env,
-                        index,
-                        wl,
-                        placements,
-                        self.meters,
-                        make_stream(wl.arrival, streams.stream("workload", wl.name, "arrival")),
-                        make_sampler(
-                            wl.service, streams.stream("workload", wl.name, "service"), inputs
-                        ),
-                        recorder,
-                        self.horizon,
-                    )
-                )
-        for index, wl in enumerate(scn.workloads):
-            if isinstance(wl, TrainingWorkload):
-                demand = self.capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool)
-                self.env.process(
-                    job_arrivals(
-                        self.env,
-                        self.scheduler,
-                        index,
-                        wl,
-                        demand,
-                        make_stream(wl.arrival, streams.stream("workload", wl.name, "arrival")),
-                        make_sampler(
-                            wl.duration, streams.stream("workload", wl.name, "duration"), inputs
-                        ),
-                        self.horizon,
-                    )
-                )
+        self.engines = [
+            self._engine(index, wl, replicas[index])
+            for index, wl in enumerate(scn.workloads)
+            if isinstance(wl, InferenceWorkload)
+        ]
+        self.hub = InferenceHub(self.clock, self.engines, self.horizon)
+        self.sources = [
+            self._job_source(index, wl)
+            for index, wl in enumerate(scn.workloads)
+            if isinstance(wl, TrainingWorkload)
+        ]
+
+    def _engine(
+        self, index: int, wl: InferenceWorkload, placements: list[Placement]
+    ) -> InferenceEngine:
+        """The engine of one inference workload, its replicas placed and metered."""
+        for number, placement in enumerate(placements):
+            pool = placement.pool.index
+            self.meters[pool].change(0.0, 0, placement.gpus)
+            self.recorder.event(
+                0.0,
+                codes.REPLICA_PLACED,
+                index,
+                pool,
+                number,
+                placement.gpus,
+                placement.nodes,
+            )
+        engine = InferenceEngine(
+            index,
+            self.keys[index],
+            wl,
+            placements,
+            make_stream(wl.arrival, self.streams.stream("workload", wl.name, "arrival")),
+            make_sampler(
+                wl.service, self.streams.stream("workload", wl.name, "service"), self.inputs
+            ),
+            self.recorder,
+        )
+        for slot, pool in enumerate(engine.pools):
+            self.meters[pool].add_source(engine, slot)
+        return engine
+
+    def _job_source(self, index: int, wl: TrainingWorkload) -> JobSource:
+        """The job submissions of one training workload."""
+        return JobSource(
+            self.clock,
+            self.scheduler,
+            index,
+            self.keys[index],
+            wl,
+            self.capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool),
+            make_stream(wl.arrival, self.streams.stream("workload", wl.name, "arrival")),
+            make_sampler(
+                wl.duration, self.streams.stream("workload", wl.name, "duration"), self.inputs
+            ),
+            self.horizon,
+        )
 
     # -- sampling ------------------------------------------------------------------------
     def sample_times(self) -> Iterator[float]:
@@ -127,28 +138,28 @@ class World:
             k += 1
 
     def sample(self, t: float) -> None:
-        """Record the site's and each pool's state at time ``t``."""
+        """Record the site's, each pool's and each inference workload's state at time ``t``."""
         pool_rows = []
         it_w = energy_j = busy_s = alloc_s = up_s = 0.0
         total = up = allocated = busy = 0
         for pool, meter in zip(self.pools, self.meters, strict=True):
             e, b, a, u = meter.totals_at(t)
+            busy_now = meter.busy_now()
+            power_w = meter.power_now()
             pool_rows.append(
-                {
-                    "time_s": t,
-                    "pool": pool.index,
-                    "gpus_total": pool.gpus_total,
-                    "gpus_up": meter.up_gpus,
-                    "gpus_allocated": meter.allocated,
-                    "gpus_busy": meter.busy,
-                    "it_power_kw": meter.power_w / 1000.0,
-                    "it_energy_kwh": e / J_PER_KWH,
-                    "gpu_busy_hours": b / 3600.0,
-                    "gpu_allocated_hours": a / 3600.0,
-                    "gpu_up_hours": u / 3600.0,
-                }
+                (
+                    pool.gpus_total,
+                    meter.up_gpus,
+                    meter.allocated,
+                    busy_now,
+                    power_w / 1000.0,
+                    e / J_PER_KWH,
+                    b / 3600.0,
+                    a / 3600.0,
+                    u / 3600.0,
+                )
             )
-            it_w += meter.power_w
+            it_w += power_w
             energy_j += e
             busy_s += b
             alloc_s += a
@@ -156,34 +167,40 @@ class World:
             total += pool.gpus_total
             up += meter.up_gpus
             allocated += meter.allocated
-            busy += meter.busy
-        site = {
-            "time_s": t,
-            "gpus_total": total,
-            "gpus_up": up,
-            "gpus_allocated": allocated,
-            "gpus_busy": busy,
-            "it_power_kw": it_w / 1000.0,
-            "facility_power_kw": self.facility.facility_w(it_w) / 1000.0,
-            "power_limit_kw": self.facility.limit_kw if self.facility.limit_kw is not None else NAN,
-            "it_energy_kwh": energy_j / J_PER_KWH,
-            "gpu_busy_hours": busy_s / 3600.0,
-            "gpu_allocated_hours": alloc_s / 3600.0,
-            "gpu_up_hours": up_s / 3600.0,
-            "facility_energy_kwh": self.facility.facility_energy_j(energy_j) / J_PER_KWH,
-            "requests_waiting": sum(e.waiting for e in self.engines),
-            "requests_in_service": sum(e.in_service for e in self.engines),
-            "jobs_queued": self.scheduler.queued,
-            "jobs_running": len(self.scheduler.running),
-        }
-        self.recorder.sample(site, pool_rows)
+            busy += busy_now
+        site = (
+            total,
+            up,
+            allocated,
+            busy,
+            it_w / 1000.0,
+            self.facility.facility_w(it_w) / 1000.0,
+            self.facility.limit_kw if self.facility.limit_kw is not None else NAN,
+            energy_j / J_PER_KWH,
+            busy_s / 3600.0,
+            alloc_s / 3600.0,
+            up_s / 3600.0,
+            self.facility.facility_energy_j(energy_j) / J_PER_KWH,
+            sum(e.waiting for e in self.engines),
+            sum(e.in_service for e in self.engines),
+            self.scheduler.queued,
+            len(self.scheduler.running),
+        )
+        self.recorder.sample(t, site, pool_rows)
 
-    def at_end_of_instant(self, t: float, action: Callable[[], None]) -> None:
+    def sample_workloads(self, t: float) -> None:
+        """Record each inference workload's counters and state at the end of an interval."""
+        for e in self.engines:
+            self.recorder.workload_sample(
+                t, e.index, e.arrived, e.completed, e.rejected, e.waiting, e.in_service
+            )
+
+    def _observe_at(self, t: float, action: Callable[[], None]) -> None:
         """Call ``action`` at time ``t``, after everything else that happens at ``t``."""
-        call_at(self.env, t, lambda _event: action(), END_OF_INSTANT)
+        self.clock.call_at(t, OBSERVE_PRIORITY, action)
 
     def _sample_from(self, times: Iterator[float]) -> None:
-        """Take the samples at ``times``, one event at a time."""
+        """Take the samples at ``times``, one entry at a time."""
         t = next(times, None)
         if t is None:
             return
@@ -192,25 +209,39 @@ class World:
             self.sample(t)
             self._sample_from(times)
 
-        self.at_end_of_instant(t, take)
+        self._observe_at(t, take)
+
+    def _workload_samples_from(self, k: int) -> None:
+        """Close each inference workload's interval ``k`` at its end."""
+        step = self.scn.scenario.sample_every_s
+        t = (k + 1) * step
+        if t >= self.horizon or not self.engines:
+            return
+
+        def take() -> None:
+            self.sample_workloads(t)
+            self._workload_samples_from(k + 1)
+
+        self._observe_at(t, take)
 
     # -- running -------------------------------------------------------------------------
     def run(self, progress: Progress | None = None) -> None:
         """Simulate up to the horizon, then close every request and job and take a last sample."""
-        env = self.env
         self._sample_from(self.sample_times())
+        self._workload_samples_from(0)
         warmup = self.scn.scenario.warmup_s
         if warmup > 0:
-            self.at_end_of_instant(warmup, lambda: self.recorder.event(warmup, codes.WARMUP_ENDED))
+            self._observe_at(warmup, lambda: self.recorder.event(warmup, codes.WARMUP_ENDED))
         if progress is not None:
             for k in range(1, 100):
                 t = self.horizon * k / 100
-                self.at_end_of_instant(t, partial(progress, t))
-        env.run(until=self.horizon)
-        for engine in self.engines:
-            engine.finish()
+                self._observe_at(t, partial(progress, t))
+        self.clock.run_until(self.horizon)
+        self.hub.finish()
         self.scheduler.finish(self.horizon)
         self.sample(self.horizon)
+        if self.engines:
+            self.sample_workloads(self.horizon)
         self.recorder.event(self.horizon, codes.RUN_ENDED)
         if progress is not None:
             progress(self.horizon)

@@ -1,24 +1,42 @@
-"""Columnar buffers the model records into, turned into Arrow tables at the end of a run.
+"""What the model records, streamed to the run directory while the run goes.
 
 Events, jobs and samples are appended to one typed array per column (``array('d')`` for
-floats, ``array('q')`` for integers and codes; text in lists), eight bytes a value. Requests
-come in blocks of NumPy columns from the inference engines and are converted to Arrow record
-batches at once, with the derived columns (wait, latency, SLA) computed vectorised; no
-per-request dicts or tuples are ever made.
+floats, ``array('q')`` for integers and codes; text in lists) and handed to their Parquet
+sink in batches. Requests come in blocks of NumPy columns from the inference engines and are
+converted to Arrow record batches at once, with the derived columns computed vectorised; no
+per-request dicts or tuples are ever made. Memory holds a row group per table at most.
+
+Whatever the recording level of the requests (all rows, a sample, none), the recorder keeps
+small exact aggregates of every request and job (counts, sums, log-bucket histograms) and
+per-interval figures for each inference workload; the summary is computed from those.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sim.record import codes
+from sim.record import codes, histogram
 from sim.record.schemas import DICT, TABLES, TIMESTAMP, schema
+from sim.record.sink import ParquetSink
+
+BATCH_ROWS = 65536
+"""Rows of a column-buffered table gathered before they become an Arrow batch."""
+
+INF = float("inf")
+MEASURES = ("latency", "job_wait")
+"""The histograms kept per workload (``histograms.parquet``)."""
+
+REQUEST_LEVELS = ("all", "sample", "none")
+"""How many rows of an inference workload's requests go to ``requests.parquet``."""
 
 
 def _dict_array(codes_: Any, names: Sequence[str]) -> pa.Array:
@@ -39,54 +57,192 @@ def _int_array(values: Any, type_: pa.DataType, negative_is_null: bool = True) -
     return pa.array(arr, type=type_, mask=arr < 0 if negative_is_null else None)
 
 
-SIGNED = frozenset({"priority"})
-"""Integer columns where a negative value is a value, not a missing one."""
+def _nodes_text(detail: Any) -> str | None:
+    """Event detail as text: a placement's [(node, count), ...] becomes 'node 3 x8, node 4 x8'."""
+    if detail is None or isinstance(detail, str):
+        return detail
+    return ", ".join(f"node {n} x{c}" for n, c in detail)
 
 
-def _buffers(table: str) -> dict[str, Any]:
-    """One append-only buffer per column of ``table``."""
-    out: dict[str, Any] = {}
-    for column in TABLES[table]:
-        if pa.types.is_floating(column.type):
-            out[column.name] = array("d")
-        elif pa.types.is_integer(column.type) or column.type == DICT:
-            out[column.name] = array("q")
-        else:
-            out[column.name] = []
-    return out
+class ColumnTable:
+    """Typed append-only buffers for one table, written to its sink in batches.
+
+    ``names`` maps each dictionary column to the strings its codes stand for; ``signed`` lists
+    integer columns where a negative value is a value, not a missing one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sink: ParquetSink,
+        names: Mapping[str, Sequence[str]],
+        to_batch: Any,
+        signed: frozenset[str] = frozenset(),
+    ) -> None:
+        self.name = name
+        self.sink = sink
+        self.names = names
+        self.signed = signed
+        self.to_batch = to_batch
+        self.columns = [c for c in TABLES[name] if c.name in self._recorded()]
+        self.buffers: list[Any] = [self._buffer(c.type) for c in self.columns]
+        self.rows = 0
+
+    def _recorded(self) -> set[str]:
+        derived = {"wait_s", "after_warmup"} if self.name == "jobs" else set()
+        return {c.name for c in TABLES[self.name]} - derived
+
+    @staticmethod
+    def _buffer(type_: pa.DataType) -> Any:
+        if pa.types.is_floating(type_):
+            return array("d")
+        if pa.types.is_integer(type_) or type_ == DICT:
+            return array("q")
+        return []
+
+    def append(self, values: Sequence[Any]) -> None:
+        """Add one row, values in column order."""
+        for buffer, value in zip(self.buffers, values, strict=True):
+            buffer.append(value)
+        self.rows += 1
+        if self.rows >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the sink as one batch."""
+        if not self.rows:
+            return
+        arrays: dict[str, Any] = {}
+        for column, buffer in zip(self.columns, self.buffers, strict=True):
+            if isinstance(buffer, array):
+                values: Any = np.frombuffer(
+                    buffer, dtype=np.float64 if buffer.typecode == "d" else np.int64
+                )
+            else:
+                values = buffer
+            if column.type == DICT:
+                arrays[column.name] = _dict_array(values, self.names[column.name])
+            elif pa.types.is_floating(column.type):
+                arrays[column.name] = _float_array(values)
+            elif pa.types.is_integer(column.type):
+                arrays[column.name] = _int_array(
+                    values, column.type, column.name not in self.signed
+                )
+            else:
+                arrays[column.name] = values  # a list: text, converted by ``to_batch``
+        self.sink.write(self.to_batch(self.name, arrays))
+        self.buffers = [self._buffer(c.type) for c in self.columns]
+        self.rows = 0
 
 
-def _values(buffer: Any) -> Any:
-    """A buffer as a NumPy array (typed arrays without copying) or a list."""
-    if isinstance(buffer, array):
-        return np.frombuffer(buffer, dtype=np.float64 if buffer.typecode == "d" else np.int64)
-    return buffer
+@dataclass
+class RequestTally:
+    """Exact aggregates of one inference workload's requests arriving after the warm-up."""
+
+    total: int = 0
+    served: int = 0
+    rejected: int = 0
+    unfinished: int = 0
+    recorded: int = 0
+    sla_decided: int = 0
+    sla_met: int = 0
+    wait_count: int = 0
+    wait_sum: float = 0.0
+    waited: int = 0
+    latency_count: int = 0
+    latency_sum: float = 0.0
+    latency_hist: np.ndarray = field(
+        default_factory=lambda: np.zeros(histogram.BUCKETS, dtype=np.int64)
+    )
+
+
+@dataclass
+class JobTally:
+    """Exact aggregates of one training workload's jobs submitted after the warm-up."""
+
+    submitted: int = 0
+    started: int = 0
+    completed: int = 0
+    rejected: int = 0
+    unfinished: int = 0
+    wait_sum: float = 0.0
+    gpu_s: float = 0.0
+    wait_hist: np.ndarray = field(
+        default_factory=lambda: np.zeros(histogram.BUCKETS, dtype=np.int64)
+    )
+
+
+@dataclass
+class IntervalState:
+    """One inference workload's time series: closed intervals waiting for their latencies."""
+
+    arrived: int = 0
+    completed: int = 0
+    rejected: int = 0
+    start_s: float = 0.0
+    closed: deque[tuple[int, float, float, int, int, int, int, int]] = field(default_factory=deque)
+    """(interval, start, end, arrivals, served, rejected, waiting, in service) per interval."""
+    keys: list[np.ndarray] = field(default_factory=list)
+    """Blocks of (interval × BUCKETS + bucket) of served requests, not yet emitted."""
+    met: list[np.ndarray] = field(default_factory=list)
+    """Blocks of the interval of each request that ended within its SLA."""
+    ended: list[np.ndarray] = field(default_factory=list)
+    """Blocks of the interval of each request that ended (served or rejected)."""
+    complete_before: float = 0.0
+    """Every request that ends before this time has been recorded."""
 
 
 class Recorder:
-    """Collects everything a run records; ``tables()`` returns the output tables."""
+    """Collects everything a run records, streaming each table to ``out_dir``."""
 
     def __init__(
         self,
         *,
+        out_dir: Path,
         workloads: Sequence[str],
+        inference: Sequence[bool],
         pools: Sequence[str],
         sla_s: Sequence[float | None],
         horizon_s: float,
         warmup_s: float,
+        sample_every_s: float,
         start: datetime | None = None,
+        request_levels: Sequence[tuple[str, float]] = (),
+        sample_rngs: Sequence[np.random.Generator | None] = (),
     ) -> None:
         self.workloads = list(workloads)
         self.pools = list(pools)
         self.sla_s = list(sla_s)
         self.horizon_s = horizon_s
         self.warmup_s = warmup_s
+        self.step_s = sample_every_s
         self.start = start
-        self._events = _buffers("events")
-        self._jobs = _buffers("jobs")
-        self._site = _buffers("timeseries")
-        self._pool = _buffers("pool_timeseries")
-        self._request_batches: list[list[pa.RecordBatch]] = [[] for _ in self.workloads]
+        self.levels = list(request_levels) or [("all", 1.0)] * len(self.workloads)
+        self.rngs = list(sample_rngs) or [None] * len(self.workloads)
+        calendar = start is not None
+        self.sinks = {name: ParquetSink(out_dir, name, schema(name, calendar)) for name in TABLES}
+        names = {"workload": self.workloads, "pool": self.pools}
+        self.events = ColumnTable(
+            "events", self.sinks["events"], {**names, "event": codes.EVENTS}, self._batch
+        )
+        self.jobs = ColumnTable(
+            "jobs",
+            self.sinks["jobs"],
+            {**names, "status": codes.JOB_STATUS},
+            self._jobs_batch,
+            frozenset({"priority"}),
+        )
+        self.site = ColumnTable("timeseries", self.sinks["timeseries"], names, self._batch)
+        self.pool_series = ColumnTable(
+            "pool_timeseries", self.sinks["pool_timeseries"], names, self._batch
+        )
+        self.workload_series = ColumnTable(
+            "workload_timeseries", self.sinks["workload_timeseries"], names, self._batch
+        )
+        self.request_tally = [RequestTally() for _ in self.workloads]
+        self.job_tally = [JobTally() for _ in self.workloads]
+        self.intervals = [IntervalState() if is_inference else None for is_inference in inference]
+        self.closed = False
 
     # -- events -------------------------------------------------------------------------
     def event(
@@ -97,96 +253,337 @@ class Recorder:
         pool: int = -1,
         ident: int = -1,
         gpus: int = -1,
-        detail: str | None = None,
+        detail: str | list[tuple[int, int]] | None = None,
     ) -> None:
-        """Record a state change (codes from ``sim.record.codes.EVENTS``; -1 means none)."""
-        ev = self._events
-        ev["time_s"].append(t)
-        ev["event"].append(code)
-        ev["workload"].append(workload)
-        ev["pool"].append(pool)
-        ev["id"].append(ident)
-        ev["gpus"].append(gpus)
-        ev["detail"].append(detail)
+        """Record a state change (codes from ``sim.record.codes.EVENTS``; -1 means none).
+
+        ``detail`` is text, or a placement's [(node, count), ...] (formatted when written).
+        """
+        self.events.append((t, code, workload, pool, ident, gpus, detail))
 
     # -- requests ------------------------------------------------------------------------
     def requests(
         self,
         workload: int,
+        *,
+        ident: np.ndarray,
         arrival: np.ndarray,
         start: np.ndarray,
         end: np.ndarray,
         replica: np.ndarray,
         pool: np.ndarray,
         status: np.ndarray,
+        complete_before: float = INF,
     ) -> None:
         """Record a block of finished requests of one workload, in arrival order.
 
         ``start``/``end`` are NaN where never reached; ``replica``/``pool`` are -1 where never
-        started; ``status`` holds codes from ``sim.record.codes.REQUEST_STATUS``.
+        started; ``status`` holds codes from ``sim.record.codes.REQUEST_STATUS``. Every request
+        of the workload arriving before ``complete_before`` has now been recorded.
         """
-        n = len(arrival)
         wait = start - arrival
         latency = end - arrival
         sla = self.sla_s[workload]
+        ok = status == codes.OK
+        rejected = status == codes.REJECTED
+        unfinished = status == codes.UNFINISHED
         if sla is None:
-            sla_met = pa.nulls(n, type=pa.bool_())
+            met = decided = None
         else:
             with np.errstate(invalid="ignore"):
                 met = latency <= sla
-            undecided = (status == codes.UNFINISHED) & (self.horizon_s - arrival <= sla)
-            sla_met = pa.array(met, type=pa.bool_(), mask=undecided)
-        batch = pa.RecordBatch.from_pydict(
-            {
-                "request_id": pa.nulls(n, type=pa.int64()),
-                "workload": _dict_array(np.full(n, workload), self.workloads),
-                "arrival_s": _float_array(arrival),
-                "start_s": _float_array(start),
-                "end_s": _float_array(end),
-                "wait_s": _float_array(wait),
-                "latency_s": _float_array(latency),
-                "service_s": _float_array(end - start),
-                "status": _dict_array(status, codes.REQUEST_STATUS),
-                "sla_met": sla_met,
-                "replica": _int_array(replica, pa.int32()),
-                "pool": _dict_array(pool, self.pools),
-                "after_warmup": pa.array(arrival >= self.warmup_s, type=pa.bool_()),
-            }
+            decided = ~(unfinished & (self.horizon_s - arrival <= sla))
+        self._tally(workload, arrival, wait, latency, ok, rejected, unfinished, met, decided)
+        self._interval_blocks(workload, arrival, end, latency, ok, rejected, met, complete_before)
+        rows = self._rows_to_record(workload, len(arrival))
+        if rows is None:
+            return
+        if rows is not True:
+            ident, arrival, start, end, wait, latency = (
+                a[rows] for a in (ident, arrival, start, end, wait, latency)
+            )
+            replica, pool, status = replica[rows], pool[rows], status[rows]
+            if met is not None and decided is not None:
+                met, decided = met[rows], decided[rows]
+        n = len(arrival)
+        self.request_tally[workload].recorded += n
+        if met is None or decided is None:
+            sla_met = pa.nulls(n, type=pa.bool_())
+        else:
+            sla_met = pa.array(met, type=pa.bool_(), mask=~decided)
+        arrays = {
+            "request_id": _int_array(ident, pa.int64()),
+            "workload": _dict_array(np.full(n, workload), self.workloads),
+            "arrival_s": _float_array(arrival),
+            "start_s": _float_array(start),
+            "end_s": _float_array(end),
+            "wait_s": _float_array(wait),
+            "latency_s": _float_array(latency),
+            "service_s": _float_array(end - start),
+            "status": _dict_array(status, codes.REQUEST_STATUS),
+            "sla_met": sla_met,
+            "replica": _int_array(replica, pa.int32()),
+            "pool": _dict_array(pool, self.pools),
+            "after_warmup": pa.array(arrival >= self.warmup_s, type=pa.bool_()),
+        }
+        self.sinks["requests"].write(self._batch("requests", arrays))
+
+    def _rows_to_record(self, workload: int, n: int) -> np.ndarray | bool | None:
+        """Which rows of a block to write: True for all, a mask, or None for none."""
+        level, rate = self.levels[workload]
+        if level == "all":
+            return True
+        if level == "none":
+            return None
+        rng = self.rngs[workload]
+        assert rng is not None, "a sampled workload needs its random stream"
+        mask: np.ndarray = rng.random(n) < rate
+        return mask
+
+    def _tally(
+        self,
+        workload: int,
+        arrival: np.ndarray,
+        wait: np.ndarray,
+        latency: np.ndarray,
+        ok: np.ndarray,
+        rejected: np.ndarray,
+        unfinished: np.ndarray,
+        met: np.ndarray | None,
+        decided: np.ndarray | None,
+    ) -> None:
+        tally = self.request_tally[workload]
+        counted = arrival >= self.warmup_s
+        tally.total += int(counted.sum())
+        served = ok & counted
+        tally.served += int(served.sum())
+        tally.rejected += int((rejected & counted).sum())
+        tally.unfinished += int((unfinished & counted).sum())
+        if met is not None and decided is not None:
+            tally.sla_decided += int((decided & counted).sum())
+            tally.sla_met += int((met & decided & counted).sum())
+        waits = wait[counted & ~np.isnan(wait)]
+        tally.wait_count += len(waits)
+        tally.wait_sum += float(waits.sum())
+        tally.waited += int((waits > 0).sum())
+        lat = latency[served]
+        tally.latency_count += len(lat)
+        tally.latency_sum += float(lat.sum())
+        if len(lat):
+            tally.latency_hist += np.bincount(histogram.bucket_of(lat), minlength=histogram.BUCKETS)
+
+    # -- the per-workload time series ------------------------------------------------------
+    def _interval_of(self, t: np.ndarray) -> np.ndarray:
+        """The interval (start, start + sample_every] that holds each time (0 holds time 0)."""
+        j = np.ceil(t / self.step_s).astype(np.int64) - 1
+        return np.maximum(j, 0)
+
+    def _interval_blocks(
+        self,
+        workload: int,
+        arrival: np.ndarray,
+        end: np.ndarray,
+        latency: np.ndarray,
+        ok: np.ndarray,
+        rejected: np.ndarray,
+        met: np.ndarray | None,
+        complete_before: float,
+    ) -> None:
+        state = self.intervals[workload]
+        assert state is not None
+        ended_at = np.where(ok, end, arrival)[ok | rejected]
+        ended = self._interval_of(ended_at)
+        state.ended.append(ended)
+        served_j = self._interval_of(end[ok])
+        state.keys.append(served_j * histogram.BUCKETS + histogram.bucket_of(latency[ok]))
+        if met is not None:
+            state.met.append(self._interval_of(end[ok & met]))
+        state.complete_before = complete_before
+        self._emit_intervals(workload, final=False)
+
+    def workload_sample(
+        self,
+        t: float,
+        workload: int,
+        arrived: int,
+        completed: int,
+        rejected: int,
+        waiting: int,
+        in_service: int,
+    ) -> None:
+        """Close an inference workload's interval at ``t`` with its counters and state."""
+        state = self.intervals[workload]
+        assert state is not None
+        j = int(self._interval_of(np.array([t]))[0]) if t > 0 else 0
+        state.closed.append(
+            (
+                j,
+                state.start_s,
+                t,
+                arrived - state.arrived,
+                completed - state.completed,
+                rejected - state.rejected,
+                waiting,
+                in_service,
+            )
         )
-        self._request_batches[workload].append(batch)
+        state.arrived, state.completed, state.rejected, state.start_s = (
+            arrived,
+            completed,
+            rejected,
+            t,
+        )
+        self._emit_intervals(workload, final=False)
+
+    def _emit_intervals(self, workload: int, final: bool) -> None:
+        """Write the rows of closed intervals whose requests have all been recorded."""
+        state = self.intervals[workload]
+        assert state is not None
+        if not state.closed:
+            return
+        if final:
+            last = state.closed[-1][0]
+        else:
+            last = -1
+            for j, _, end, *_ in state.closed:
+                if end < state.complete_before:
+                    last = j
+                else:
+                    break
+            if last < 0:
+                return
+        keys = np.concatenate(state.keys) if state.keys else np.zeros(0, np.int64)
+        met = np.concatenate(state.met) if state.met else np.zeros(0, np.int64)
+        ended = np.concatenate(state.ended) if state.ended else np.zeros(0, np.int64)
+        first = state.closed[0][0]
+        done = keys // histogram.BUCKETS <= last
+        state.keys = [keys[~done]]
+        state.met = [met[met > last]]
+        state.ended = [ended[ended > last]]
+        keys = keys[done & (keys >= first * histogram.BUCKETS)]
+        met = met[(met <= last) & (met >= first)]
+        ended = ended[(ended <= last) & (ended >= first)]
+        size = last - first + 1
+        met_n = np.bincount(met - first, minlength=size)
+        ended_n = np.bincount(ended - first, minlength=size)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        uniq, counts = np.unique(keys, return_counts=True)
+        interval = uniq // histogram.BUCKETS
+        bounds = np.searchsorted(interval, np.arange(first, last + 2))
+        has_sla = self.sla_s[workload] is not None
+        while state.closed and state.closed[0][0] <= last:
+            j, t0, t1, arrivals, served, rejected, waiting, in_service = state.closed.popleft()
+            lo, hi = bounds[j - first], bounds[j - first + 1]
+            p50, p95, p99 = histogram.percentiles(
+                uniq[lo:hi] % histogram.BUCKETS, counts[lo:hi], (50, 95, 99)
+            )
+            n_ended = int(ended_n[j - first])
+            attainment = float(met_n[j - first]) / n_ended if has_sla and n_ended else float("nan")
+            self.workload_series.append(
+                (
+                    t0,
+                    t1,
+                    workload,
+                    arrivals,
+                    served,
+                    rejected,
+                    waiting,
+                    in_service,
+                    in_service,
+                    float("nan") if p50 is None else p50,
+                    float("nan") if p95 is None else p95,
+                    float("nan") if p99 is None else p99,
+                    attainment,
+                )
+            )
 
     # -- jobs ----------------------------------------------------------------------------
-    def job(self, **values: Any) -> None:
-        """Record a training job that reached its terminal status.
-
-        Keys: the jobs columns but the derived ``wait_s`` and ``after_warmup``; workload, status
-        and pool as codes.
-        """
-        jobs = self._jobs
-        for name, value in values.items():
-            jobs[name].append(value)
+    def job(
+        self,
+        job_id: int,
+        workload: int,
+        gpus: int,
+        priority: int,
+        submit_s: float,
+        start_s: float,
+        end_s: float,
+        run_s: float,
+        work_s: float,
+        progress: float,
+        status: int,
+        restarts: int,
+        pool: int,
+        nodes: int,
+        reason: str | None,
+    ) -> None:
+        """Record a training job that reached its terminal status (codes for workload, status)."""
+        self.jobs.append(
+            (
+                job_id,
+                workload,
+                gpus,
+                priority,
+                submit_s,
+                start_s,
+                end_s,
+                run_s,
+                work_s,
+                progress,
+                status,
+                restarts,
+                pool,
+                nodes,
+                reason,
+            )
+        )
+        if submit_s < self.warmup_s:
+            return
+        tally = self.job_tally[workload]
+        tally.submitted += 1
+        if status == codes.JOB_COMPLETED:
+            tally.completed += 1
+        elif status == codes.JOB_REJECTED:
+            tally.rejected += 1
+        else:
+            tally.unfinished += 1
+        if start_s == start_s:  # started (not NaN)
+            wait = start_s - submit_s
+            tally.started += 1
+            tally.wait_sum += wait
+            tally.wait_hist[histogram.bucket_of_one(wait)] += 1
+        tally.gpu_s += run_s * gpus
 
     # -- samples -------------------------------------------------------------------------
-    def sample(self, site: dict[str, Any], pools: Sequence[dict[str, Any]]) -> None:
-        """Record one time-series row for the site and one per pool."""
-        for name, value in site.items():
-            self._site[name].append(value)
-        for row in pools:
-            for name, value in row.items():
-                self._pool[name].append(value)
+    def sample(self, t: float, site: Sequence[Any], pools: Sequence[Sequence[Any]]) -> None:
+        """Record one time-series row for the site and one per pool (values in column order)."""
+        self.site.append((t, *site))
+        for index, row in enumerate(pools):
+            self.pool_series.append((t, index, *row))
 
     # -- output --------------------------------------------------------------------------
-    def _finish(self, name: str, columns: dict[str, Any]) -> pa.Table:
+    def _batch(self, name: str, arrays: dict[str, Any]) -> pa.RecordBatch:
+        """A batch of ``name`` from its column arrays, with timestamp columns if calendar."""
         calendar = self.start is not None
-        target = schema(name, calendar)
-        arrays: list[pa.Array] = []
+        out: list[pa.Array] = []
         for column in TABLES[name]:
-            arrays.append(columns[column.name])
+            values = arrays[column.name]
+            if isinstance(values, list):
+                texts = [_nodes_text(v) for v in values] if column.name == "detail" else values
+                values = pa.array(texts, type=column.type)
+            out.append(values)
             if calendar and column.timestamp:
-                arrays.append(self._timestamps(columns[column.name]))
-        return pa.Table.from_arrays(arrays, schema=target)
+                out.append(self._timestamps(values))
+        return pa.RecordBatch.from_arrays(out, schema=schema(name, calendar))
 
-    def _timestamps(self, seconds: Any) -> pa.Array:
+    def _jobs_batch(self, name: str, arrays: dict[str, Any]) -> pa.RecordBatch:
+        submit = arrays["submit_s"].to_numpy(zero_copy_only=False)
+        start = arrays["start_s"].to_numpy(zero_copy_only=False)
+        arrays["wait_s"] = _float_array(start - submit)
+        arrays["after_warmup"] = pa.array(submit >= self.warmup_s, type=pa.bool_())
+        return self._batch(name, arrays)
+
+    def _timestamps(self, seconds: pa.Array) -> pa.Array:
         assert self.start is not None
         start_us = int(self.start.timestamp() * 1_000_000)
         values = np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -194,64 +591,78 @@ class Recorder:
         micros = start_us + np.round(np.where(missing, 0.0, values) * 1e6).astype(np.int64)
         return pa.array(micros, type=TIMESTAMP, mask=missing)
 
-    def _arrays(
-        self, table: str, data: dict[str, Any], order: np.ndarray | None = None
-    ) -> dict[str, Any]:
-        """The recorded columns of ``table`` as Arrow arrays (rows in ``order`` if given)."""
-        names = {
-            "event": codes.EVENTS,
-            "workload": self.workloads,
-            "pool": self.pools,
-            "status": codes.JOB_STATUS,
-        }
-        columns: dict[str, Any] = {}
-        for column in TABLES[table]:
-            values = _values(data[column.name])
-            if len(values) == 0 and column.name in ("wait_s", "after_warmup"):
-                continue  # derived, not recorded
-            if order is not None:
-                values = (
-                    values[order] if isinstance(values, np.ndarray) else [values[i] for i in order]
+    def _aggregate_tables(self) -> None:
+        """Write workload_stats and histograms: the exact aggregates the summary reads."""
+        stats = ColumnTable(
+            "workload_stats",
+            self.sinks["workload_stats"],
+            {"workload": self.workloads},
+            self._batch,
+        )
+        hist = ColumnTable(
+            "histograms",
+            self.sinks["histograms"],
+            {"workload": self.workloads, "measure": MEASURES},
+            self._batch,
+        )
+        for w in range(len(self.workloads)):
+            r, j = self.request_tally[w], self.job_tally[w]
+            stats.append(
+                (
+                    w,
+                    r.total,
+                    r.served,
+                    r.rejected,
+                    r.unfinished,
+                    r.recorded,
+                    r.sla_decided,
+                    r.sla_met,
+                    r.wait_count,
+                    r.wait_sum,
+                    r.waited,
+                    r.latency_count,
+                    r.latency_sum,
+                    j.submitted,
+                    j.started,
+                    j.completed,
+                    j.rejected,
+                    j.unfinished,
+                    j.wait_sum,
+                    j.gpu_s,
                 )
-            if column.type == DICT:
-                columns[column.name] = _dict_array(values, names[column.name])
-            elif pa.types.is_floating(column.type):
-                columns[column.name] = _float_array(values)
-            elif pa.types.is_integer(column.type):
-                columns[column.name] = _int_array(values, column.type, column.name not in SIGNED)
-            else:
-                columns[column.name] = pa.array(values, type=column.type)
-        return columns
+            )
+            for measure, counts in enumerate((r.latency_hist, j.wait_hist)):
+                buckets = np.flatnonzero(counts)
+                lower = histogram.lower_edges(buckets)
+                upper = histogram.upper_edges(buckets)
+                for b, lo, hi in zip(buckets.tolist(), lower.tolist(), upper.tolist(), strict=True):
+                    hist.append((w, measure, b, lo, hi, int(counts[b])))
+        stats.flush()
+        hist.flush()
 
-    def tables(self) -> dict[str, pa.Table]:
-        """The output tables: events, requests, jobs, timeseries, pool_timeseries."""
-        return {
-            "events": self._finish("events", self._arrays("events", self._events)),
-            "requests": self._requests_table(),
-            "jobs": self._jobs_table(),
-            "timeseries": self._finish("timeseries", self._arrays("timeseries", self._site)),
-            "pool_timeseries": self._finish(
-                "pool_timeseries", self._arrays("pool_timeseries", self._pool)
-            ),
-        }
+    def close(self) -> dict[str, int]:
+        """Write everything still buffered and close every file; return rows per table.
 
-    def _requests_table(self) -> pa.Table:
-        batches = [b for per_workload in self._request_batches for b in per_workload]
-        plain = schema("requests", calendar=False)
-        table = pa.Table.from_batches(batches, schema=plain) if batches else plain.empty_table()
-        columns: dict[str, Any] = {name: table.column(name) for name in table.column_names}
-        columns["request_id"] = pa.array(np.arange(table.num_rows, dtype=np.int64))
-        if not batches:
-            columns["workload"] = _dict_array([], self.workloads)
-            columns["status"] = _dict_array([], codes.REQUEST_STATUS)
-            columns["pool"] = _dict_array([], self.pools)
-        return self._finish("requests", columns)
+        The files keep their temporary names until ``commit``.
+        """
+        for w, state in enumerate(self.intervals):
+            if state is not None:
+                self._emit_intervals(w, final=True)
+        for table in (self.events, self.jobs, self.site, self.pool_series, self.workload_series):
+            table.flush()
+        self._aggregate_tables()
+        for sink in self.sinks.values():
+            sink.close()
+        self.closed = True
+        return {name: sink.rows for name, sink in self.sinks.items()}
 
-    def _jobs_table(self) -> pa.Table:
-        order = np.argsort(_values(self._jobs["job_id"]), kind="stable")
-        columns = self._arrays("jobs", self._jobs, order)
-        submit = _values(self._jobs["submit_s"])[order]
-        start = _values(self._jobs["start_s"])[order]
-        columns["wait_s"] = _float_array(start - submit)
-        columns["after_warmup"] = pa.array(submit >= self.warmup_s, type=pa.bool_())
-        return self._finish("jobs", columns)
+    def commit(self) -> list[Path]:
+        """Rename every closed file into place; return their paths."""
+        for sink in self.sinks.values():
+            sink.commit()
+        return [sink.path for sink in self.sinks.values()]
+
+    def abort(self) -> None:
+        """Remove every file written so far (after a failed run)."""
+        for sink in self.sinks.values():
+            sink.abort()

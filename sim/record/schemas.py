@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped when a column is renamed or removed, or its meaning changes."""
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -55,7 +55,7 @@ EVENTS = (
 )
 
 REQUESTS = (
-    Column("request_id", pa.int64(), "", "unique within the run"),
+    Column("request_id", pa.int64(), "", "unique within the run, in order of arrival at the site"),
     Column("workload", DICT, "", "inference workload"),
     Column("arrival_s", pa.float64(), "s", "arrival time", "arrival_ts"),
     Column("start_s", pa.float64(), "s", "start of service; null if never started", "start_ts"),
@@ -137,12 +137,69 @@ POOL_TIMESERIES = (
     *_CUMULATIVE,
 )
 
+WORKLOAD_TIMESERIES = (
+    Column("time_s", pa.float64(), "s", "start of the interval", "timestamp"),
+    Column("end_s", pa.float64(), "s", "end of the interval (sample_every later, or the horizon)"),
+    Column("workload", DICT, "", "the inference workload"),
+    Column("arrivals", pa.int64(), "", "requests that arrived in the interval"),
+    Column("served", pa.int64(), "", "requests whose service ended in the interval"),
+    Column("rejected", pa.int64(), "", "requests rejected (queue full) in the interval"),
+    Column("waiting", pa.int64(), "", "requests waiting at the end of the interval"),
+    Column("in_service", pa.int64(), "", "requests in service at the end of the interval"),
+    Column("busy_replicas", pa.int64(), "", "replicas serving at the end of the interval"),
+    Column("latency_p50_s", pa.float64(), "s", "median latency of requests served in the interval"),
+    Column("latency_p95_s", pa.float64(), "s", "95th percentile latency, served in the interval"),
+    Column("latency_p99_s", pa.float64(), "s", "99th percentile latency, served in the interval"),
+    Column(
+        "sla_attainment",
+        pa.float64(),
+        "",
+        "share of requests that ended in the interval (served or rejected) within the SLA; "
+        "null without an SLA or with none ended",
+    ),
+)
+
+WORKLOAD_STATS = (
+    Column("workload", DICT, "", "the workload"),
+    Column("requests_total", pa.int64(), "", "requests that arrived after the warm-up"),
+    Column("requests_served", pa.int64(), "", "of which served (status ok)"),
+    Column("requests_rejected", pa.int64(), "", "of which rejected"),
+    Column("requests_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
+    Column("requests_recorded", pa.int64(), "", "rows of requests.parquet (all arrivals)"),
+    Column("sla_decided", pa.int64(), "", "requests whose sla_met is true or false"),
+    Column("sla_met", pa.int64(), "", "requests whose sla_met is true"),
+    Column("wait_count", pa.int64(), "", "requests that started service"),
+    Column("wait_sum_s", pa.float64(), "s", "sum of their waits"),
+    Column("waited_count", pa.int64(), "", "requests that waited more than 0"),
+    Column("latency_count", pa.int64(), "", "requests served"),
+    Column("latency_sum_s", pa.float64(), "s", "sum of their latencies"),
+    Column("jobs_submitted", pa.int64(), "", "jobs submitted after the warm-up"),
+    Column("jobs_started", pa.int64(), "", "of which started"),
+    Column("jobs_completed", pa.int64(), "", "of which completed"),
+    Column("jobs_rejected", pa.int64(), "", "of which rejected"),
+    Column("jobs_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
+    Column("job_wait_sum_s", pa.float64(), "s", "sum of the started jobs' waits"),
+    Column("job_gpu_s", pa.float64(), "GPU·s", "sum of run_s × gpus"),
+)
+
+HISTOGRAMS = (
+    Column("workload", DICT, "", "the workload"),
+    Column("measure", DICT, "", "latency (served requests) or job_wait (started jobs)"),
+    Column("bucket", pa.int32(), "", "log bucket number (0: below 1 µs)"),
+    Column("lower_s", pa.float64(), "s", "lower edge of the bucket"),
+    Column("upper_s", pa.float64(), "s", "upper edge of the bucket"),
+    Column("count", pa.int64(), "", "values in the bucket (after the warm-up)"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "events": EVENTS,
     "requests": REQUESTS,
     "jobs": JOBS,
     "timeseries": TIMESERIES,
     "pool_timeseries": POOL_TIMESERIES,
+    "workload_timeseries": WORKLOAD_TIMESERIES,
+    "workload_stats": WORKLOAD_STATS,
+    "histograms": HISTOGRAMS,
 }
 """Every Parquet file of a run directory (``<name>.parquet``) and its columns."""
 

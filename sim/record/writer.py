@@ -1,8 +1,9 @@
-"""Writing a run directory: Parquet tables, summary.json, then manifest.json, each atomically.
+"""Finishing a run directory: summary.json, then manifest.json, each written atomically.
 
-A run directory is complete only when ``manifest.json`` exists. A stale manifest is removed
-before anything is written, every file is written under a temporary name and renamed into
-place, and the manifest comes last, so an interrupted run never looks complete.
+The tables are streamed by the recorder under temporary names and renamed into place at the
+end of the run (``sim.record.sink``). A run directory is complete only when ``manifest.json``
+exists: a stale manifest is removed before anything is written (``prepare_out_dir``), and the
+manifest comes last, so an interrupted run never looks complete.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from sim.errors import UserError
 from sim.record.schemas import TABLES
+from sim.record.sink import temporary_name
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
-ROW_GROUP_ROWS = 1 << 20
 
 
 def _foreign(out: Path) -> list[str]:
@@ -71,7 +70,7 @@ def prepare_out_dir(out: Path) -> None:
 
 
 def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_name(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -93,42 +92,46 @@ def _json_bytes(data: Mapping[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
 
 
-def write_run_dir(
+def _file_entry(path: Path, rows: int | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {} if rows is None else {"rows": rows}
+    entry["bytes"] = path.stat().st_size
+    entry["sha256"] = _sha256(path)
+    return entry
+
+
+def finish_run_dir(
     out: Path,
-    tables: Mapping[str, pa.Table],
+    rows: Mapping[str, int],
     summary: Mapping[str, Any],
     manifest: dict[str, Any],
 ) -> None:
-    """Write the tables, ``summary.json``, and last ``manifest.json``.
+    """Write ``summary.json`` and last ``manifest.json`` beside the committed tables.
 
-    Tables go to ``<name>.parquet`` (zstd, dictionary-encoded strings, row groups of about a
-    million rows); the manifest gets each file's size, row count and checksum.
+    ``rows`` gives each table's row count; the manifest gets each file's size, row count and
+    checksum.
     """
-    prepare_out_dir(out)
     files: dict[str, Any] = {}
     try:
-        for name, table in tables.items():
+        for name, count in rows.items():
             path = out / f"{name}.parquet"
-            _atomic(
-                path,
-                lambda tmp, table=table: pq.write_table(
-                    table,
-                    tmp,
-                    compression="zstd",
-                    row_group_size=ROW_GROUP_ROWS,
-                    use_dictionary=True,
-                ),
-            )
-            files[path.name] = {
-                "rows": table.num_rows,
-                "bytes": path.stat().st_size,
-                "sha256": _sha256(path),
-            }
+            files[path.name] = _file_entry(path, count)
         path = out / SUMMARY
         _atomic(path, lambda tmp: tmp.write_bytes(_json_bytes(summary)))
-        files[SUMMARY] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        files[SUMMARY] = _file_entry(path)
         manifest = {**manifest, "files": files}
         _atomic(out / MANIFEST, lambda tmp: tmp.write_bytes(_json_bytes(manifest)))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(f"{out}: cannot write the run directory ({reason})") from None
+
+
+def copy_run_dir(src: Path, out: Path) -> None:
+    """Copy a complete run directory to ``out`` (new, empty or a previous run's), manifest last."""
+    prepare_out_dir(out)
+    names = [f"{name}.parquet" for name in TABLES] + [SUMMARY, MANIFEST]
+    try:
+        for name in names:
+            _atomic(out / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserError(f"{out}: cannot write the run directory ({reason})") from None
