@@ -95,8 +95,7 @@ class Clock(simpy.Environment):
 
     def call_at(self, t: float, prio: int, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` at time ``t`` (now if earlier) with queue priority ``prio``."""
-        entry: Entry = (t if t > self._now else self._now, prio, next(self._eid), callback)
-        heappush(self.entries, entry)
+        heappush(self._queue, (t if t > self._now else self._now, prio, next(self._eid), callback))  # type: ignore[misc]
 
     def alarm(self, callback: Callable[[], Any], prio: int) -> Alarm:
         """A resettable callback (see ``Alarm``), not yet set."""

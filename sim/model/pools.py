@@ -126,6 +126,7 @@ class Capacity:
 
     def __init__(self, pools: list[PoolState]) -> None:
         self.pools = pools
+        self._never: dict[Demand, str | None] = {}
 
     def demand(self, gpus: int, memory_gb_per_gpu: float, pool: str | None) -> Demand:
         """The demand of work needing ``gpus`` GPUs with this memory each (in ``pool`` if given)."""
@@ -148,6 +149,7 @@ class Capacity:
 
     def pin(self, placement: Placement) -> None:
         """Mark a placement as held for the whole run (a static inference replica)."""
+        self._never.clear()
         pool = placement.pool
         pool.pinned_gpus += placement.gpus
         for node, count in placement.nodes:
@@ -159,7 +161,17 @@ class Capacity:
         placement.pool.release(placement.nodes)
 
     def never_fits(self, demand: Demand) -> str | None:
-        """Why ``demand`` can never be placed, or None if it could be once room frees up."""
+        """Why ``demand`` can never be placed, or None if it could be once room frees up.
+
+        Only static replicas are pinned, all before the run starts, so the answer is kept.
+        """
+        if demand in self._never:
+            return self._never[demand]
+        reason = self._never_fits(demand)
+        self._never[demand] = reason
+        return reason
+
+    def _never_fits(self, demand: Demand) -> str | None:
         if not demand.pools:
             return "no eligible pool: memory or pool constraint"
         gpus = demand.gpus

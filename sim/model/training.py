@@ -38,8 +38,8 @@ class Job:
         "end_s",
         "gpus",
         "id",
-        "key",
         "nodes_used",
+        "p_free",
         "placement",
         "pool_index",
         "priority",
@@ -59,7 +59,7 @@ class Job:
         self,
         ident: int,
         workload: int,
-        key: int,
+        p_free: int,
         demand: Demand,
         priority: int,
         work_s: float,
@@ -67,7 +67,7 @@ class Job:
     ) -> None:
         self.id = ident
         self.workload = workload
-        self.key = key  # the workload's tie-break key on the clock
+        self.p_free = p_free  # the clock priority of its completion (FREE, its workload's key)
         self.demand = demand
         self.gpus = demand.gpus
         self.priority = priority
@@ -122,10 +122,10 @@ class TrainingScheduler:
         self._decide_prio = priority(DECIDE)
 
     def new_job(
-        self, workload: int, key: int, demand: Demand, priority_: int, work_s: float
+        self, workload: int, p_free: int, demand: Demand, priority_: int, work_s: float
     ) -> Job:
-        """A job submitted now, with the next job id."""
-        job = Job(self._next_id, workload, key, demand, priority_, work_s, self.clock.now)
+        """A job submitted now, with the next job id (``p_free``: its completion's priority)."""
+        job = Job(self._next_id, workload, p_free, demand, priority_, work_s, self.clock.now)
         self._next_id += 1
         return job
 
@@ -145,10 +145,20 @@ class TrainingScheduler:
         self._decide_later()
 
     def _decide_later(self) -> None:
-        """Have the scheduler decide in this instant's DECIDE phase (once)."""
-        if not self._decision_due:
-            self._decision_due = True
-            self.clock.call_at(self.clock.now, self._decide_prio, self._decide)
+        """Have the scheduler decide in this instant's DECIDE phase (once).
+
+        When nothing else is queued for this instant, nothing else can happen in it before
+        the decision, so the scheduler decides at once and spares a queue entry.
+        """
+        if self._decision_due:
+            return
+        clock = self.clock
+        queue = clock.entries
+        if not queue or queue[0][0] > clock.now:
+            self._decide()
+            return
+        self._decision_due = True
+        clock.call_at(clock.now, self._decide_prio, self._decide)
 
     def _decide(self) -> None:
         """Start jobs from the head of the queue while they fit."""
@@ -179,9 +189,7 @@ class TrainingScheduler:
             now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.nodes
         )
         remaining = max(job.work_s - job.done_s, 0.0) / pool.speed
-        self.clock.call_at(
-            now + remaining, priority(FREE, job.key), partial(self._complete, job, job.token)
-        )
+        self.clock.call_at(now + remaining, job.p_free, partial(self._complete, job, job.token))
 
     def _complete(self, job: Job, token: int) -> None:
         if token != job.token:
@@ -268,6 +276,7 @@ class JobSource:
         self.work = work
         self.horizon = horizon_s
         self.prio = priority(ARRIVE, key)
+        self.p_free = priority(FREE, key)
         self.times: list[float] = []
         self.works: list[float] = []
         self.pos = 0
@@ -288,8 +297,8 @@ class JobSource:
     def _arrive(self) -> None:
         work_s = self.works[self.pos]
         self.pos += 1
+        self._schedule_next()  # first, so a next arrival at this instant is on the queue
         scheduler = self.scheduler
         scheduler.submit(
-            scheduler.new_job(self.index, self.key, self.demand, self.priority, work_s)
+            scheduler.new_job(self.index, self.p_free, self.demand, self.priority, work_s)
         )
-        self._schedule_next()

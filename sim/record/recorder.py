@@ -109,17 +109,17 @@ class ColumnTable:
             self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered rows to the sink as one batch."""
+        """Hand the buffered rows to the sink as one batch, and empty the buffers in place."""
         if not self.rows:
             return
         arrays: dict[str, Any] = {}
         for column, buffer in zip(self.columns, self.buffers, strict=True):
             if isinstance(buffer, array):
-                values: Any = np.frombuffer(
+                values: Any = np.array(
                     buffer, dtype=np.float64 if buffer.typecode == "d" else np.int64
                 )
             else:
-                values = buffer
+                values = list(buffer)
             if column.type == DICT:
                 arrays[column.name] = _dict_array(values, self.names[column.name])
             elif pa.types.is_floating(column.type):
@@ -130,9 +130,16 @@ class ColumnTable:
                 )
             else:
                 arrays[column.name] = values  # a list: text, converted by ``to_batch``
+            del buffer[:]
         self.sink.write(self.to_batch(self.name, arrays))
-        self.buffers = [self._buffer(c.type) for c in self.columns]
         self.rows = 0
+
+    def appenders(self) -> list[Any]:
+        """Each column's bound ``append``, to record a row without a loop.
+
+        Whoever appends through them adds 1 to ``rows`` and flushes at ``BATCH_ROWS``.
+        """
+        return [buffer.append for buffer in self.buffers]
 
 
 @dataclass
@@ -239,6 +246,8 @@ class Recorder:
         self.workload_series = ColumnTable(
             "workload_timeseries", self.sinks["workload_timeseries"], names, self._batch
         )
+        self._event_columns = self.events.appenders()
+        self._job_columns = self.jobs.appenders()
         self.request_tally = [RequestTally() for _ in self.workloads]
         self.job_tally = [JobTally() for _ in self.workloads]
         self.intervals = [IntervalState() if is_inference else None for is_inference in inference]
@@ -259,7 +268,18 @@ class Recorder:
 
         ``detail`` is text, or a placement's [(node, count), ...] (formatted when written).
         """
-        self.events.append((t, code, workload, pool, ident, gpus, detail))
+        a = self._event_columns
+        a[0](t)
+        a[1](code)
+        a[2](workload)
+        a[3](pool)
+        a[4](ident)
+        a[5](gpus)
+        a[6](detail)
+        events = self.events
+        events.rows += 1
+        if events.rows >= BATCH_ROWS:
+            events.flush()
 
     # -- requests ------------------------------------------------------------------------
     def requests(
@@ -518,25 +538,26 @@ class Recorder:
         reason: str | None,
     ) -> None:
         """Record a training job that reached its terminal status (codes for workload, status)."""
-        self.jobs.append(
-            (
-                job_id,
-                workload,
-                gpus,
-                priority,
-                submit_s,
-                start_s,
-                end_s,
-                run_s,
-                work_s,
-                progress,
-                status,
-                restarts,
-                pool,
-                nodes,
-                reason,
-            )
-        )
+        a = self._job_columns
+        a[0](job_id)
+        a[1](workload)
+        a[2](gpus)
+        a[3](priority)
+        a[4](submit_s)
+        a[5](start_s)
+        a[6](end_s)
+        a[7](run_s)
+        a[8](work_s)
+        a[9](progress)
+        a[10](status)
+        a[11](restarts)
+        a[12](pool)
+        a[13](nodes)
+        a[14](reason)
+        jobs = self.jobs
+        jobs.rows += 1
+        if jobs.rows >= BATCH_ROWS:
+            jobs.flush()
         if submit_s < self.warmup_s:
             return
         tally = self.job_tally[workload]
