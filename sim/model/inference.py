@@ -296,45 +296,39 @@ class InferenceHub:
                 k = i - base
                 ident[k] = next_id
                 next_id += 1
-                if free:
-                    r = heappop(free)
-                    d = demand[k] / speed[r]
-                    done = t + d
-                    serving[r] = i
-                    start[k] = t
-                    replica[k] = r
-                    s = slot[r]
-                    busy[s] += 1
-                    started_s[s] += d
-                    pending_end_s[s] += done
-                    heappush(completions, (done, p_free, e, r))
-                elif len(queue) < max_queue:
-                    queue.append(i)
-                else:
-                    status[k] = REJECTED
-                    eng.rejected += 1
+                if not free:
+                    if len(queue) < max_queue:
+                        queue.append(i)
+                    else:
+                        status[k] = REJECTED
+                        eng.rejected += 1
+                    continue
+                r = heappop(free)
+                s = slot[r]
+                busy[s] += 1
             else:  # a completion on replica r
+                heappop(completions)
                 k = serving[r] - base
                 end_[k] = t
                 status[k] = OK
                 s = slot[r]
                 pending_end_s[s] -= t
-                if queue:
-                    i = queue.popleft()
-                    k = i - base
-                    d = demand[k] / speed[r]
-                    done = t + d
-                    serving[r] = i
-                    start[k] = t
-                    replica[k] = r
-                    started_s[s] += d
-                    pending_end_s[s] += done
-                    heapreplace(completions, (done, p, e, r))
-                else:
+                if not queue:
                     serving[r] = -1
                     busy[s] -= 1
                     heappush(free, r)
-                    heappop(completions)
+                    continue
+                i = queue.popleft()
+                k = i - base
+            # Request i (column k) starts service on replica r, in pool slot s, at t.
+            d = demand[k] / speed[r]
+            done = t + d
+            serving[r] = i
+            start[k] = t
+            replica[k] = r
+            started_s[s] += d
+            pending_end_s[s] += done
+            heappush(completions, (done, p_free, e, r))
         if cur >= 0:
             eng.arrived = arrived
         self.next_id = next_id
