@@ -1,24 +1,34 @@
 """`make bench`: the simulator's speed and memory, measured as whole processes.
 
 Each command runs as its own child process (``subprocess.Popen``); its wall time is taken
-around it and its peak resident memory comes from ``os.wait4`` (``ru_maxrss``, KiB on Linux).
-Measurements, against the targets in DESIGN.md ("Performance"):
+around it, its CPU time and peak resident memory come from ``os.wait4`` (``ru_maxrss``, KiB on
+Linux). CPU per request or per job is the process's CPU time less the start-up run's (a
+one-minute run of ``scenarios/mmc.toml``), divided by the requests or jobs. Measurements, with
+the targets of docs/design.md ("Performance"):
 
 a. the M/M/8 queue of ``benchmarks/mmc_1m.toml`` (about 1,000,000 requests, all Parquet
    output written) against ciw 3.2.7 simulating the same queue (``benchmarks/ciw_mmc.py``):
-   sim must be at least 4x faster per request (aim 8x) and use less memory;
-b. memory against horizon: the same queue at about 250,000 and 1,000,000 requests; peak
-   memory must grow no faster than the rows recorded;
+   sim must be at least 4x faster per request (aim 8x), use less memory, and stay under
+   250 MiB;
+b. memory against horizon: two services of 64 replicas (``benchmarks/two_services.toml``) at
+   about 1,000,000 and 10,000,000 requests, every request recorded: peak memory within 1.2x
+   and under 400 MiB;
 c. scaling: a month of a 2,000-node training cluster (``benchmarks/training_month.toml``)
    against a 200-node month with a tenth of every arrival rate; time should grow with the
    work (about 10x), not with work x cluster size (100x);
 d. the default scenario's wall time (``scenarios/default.toml``);
+e. CPU per request at a real site's shape, each within 1.5x of the M/M/8 queue's: 16 services
+   of 8 replicas (``services_16.toml``), one service of 2,048 replicas (``replicas_2048.toml``),
+   the M/M/8 queue beside a busy training cluster (``beside_training.toml``, less the same run
+   with almost no requests);
+f. CPU per training job (the 2,000-node month) at most 7x the CPU per request of the M/M/8 queue;
+g. a site-day: ``scenarios/site-week.toml`` for one day (20 services, about 4,250 replicas,
+   training beside them, about 22 million requests): requests per second and peak memory.
 
-plus the start-up cost (a one-minute run of ``scenarios/mmc.toml``), to read the others by.
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
 Everything is written to ``benchmarks/.work/results.json``.
 
-Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick]
+Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick] [--skip-site]
 """
 
 from __future__ import annotations
@@ -44,18 +54,29 @@ SIM = str(Path(sys.executable).parent / "sim")
 
 MMC = HERE / "mmc_1m.toml"
 TRAINING = HERE / "training_month.toml"
+TWO = HERE / "two_services.toml"
+SERVICES_16 = HERE / "services_16.toml"
+REPLICAS_2048 = HERE / "replicas_2048.toml"
+BESIDE = HERE / "beside_training.toml"
 DEFAULT = ROOT / "scenarios" / "default.toml"
+SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
 
 MMC_HORIZON_S = 138_889.0  # benchmarks/mmc_1m.toml: about 1,000,000 requests at 7.2/s
-MMC_QUARTER_S = 34_722.0  # about 250,000 requests
+TWO_HORIZON_S = 8_681.0  # benchmarks/two_services.toml: about 1,000,000 requests at 115.2/s
 TRAINING_NODES_LARGE = 2000  # training_month.toml
 TRAINING_NODES_SMALL = 200  # against the 2,000 of training_month.toml
 SCALE_DOWN = 10  # the small cluster gets a tenth of every arrival rate
 
-# Targets (DESIGN.md, "Performance").
+# Targets (docs/design.md, "Performance").
 SPEEDUP_MIN = 4.0  # sim per request vs ciw, with all Parquet output written
 SPEEDUP_AIM = 8.0
+MMC_MEMORY_MIB = 250.0  # the million-request M/M/8 run
+FLAT_MEMORY_RATIO = 1.2  # 10M requests vs 1M
+FLAT_MEMORY_MIB = 400.0
+SHAPE_RATIO = 1.5  # CPU per request at a site's shape vs the M/M/8 queue
+JOB_RATIO = 7.0  # CPU per training job vs per request
+ERLANG_C_WAIT_S = 0.877  # M/M/8, lambda 7.2, mu 1: C = 0.7015, W = C / (c mu - lambda)
 # Scaling: work x cluster size would give a time ratio of ~100; a ratio within twice the
 # work ratio (so <= ~20) passes as "grows with the work".
 SCALING_SLACK = 2.0
@@ -127,6 +148,7 @@ def measure(cmd: Command) -> Sample:
             "rows": manifest["rows"],
             "rows_total": sum(manifest["rows"].values()),
             "requests": manifest["rows"].get("requests", 0),
+            "requests_total": manifest["simulated"]["requests"],
             "jobs": manifest["rows"].get("jobs", 0),
             "inproc_s": manifest["wall_time_s"],
             "gpu_utilization": summary.get("gpu_utilization"),
@@ -168,11 +190,12 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
     """Every command to measure, by key, in the order of one round."""
     scale = 0.25 if args.quick else 1.0
     mmc_full = MMC_HORIZON_S * scale
-    mmc_quarter = MMC_QUARTER_S * scale
+    two_small, two_large = TWO_HORIZON_S * scale, 10 * TWO_HORIZON_S * scale
     days = 30 * scale
     full_set = [f"scenario.duration={mmc_full:g}"] if args.quick else []
     month_set = [f"scenario.duration={days:g}d"] if args.quick else []
-    n_full, n_quarter = count(mmc_full * 7.2), count(mmc_quarter * 7.2)
+    shape_set = [f"scenario.duration={543 * scale:g}"] if args.quick else []
+    n_full = count(mmc_full * 7.2)
     cmds = [
         sim_run(
             "startup",
@@ -194,7 +217,16 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
         )
     cmds += [
         sim_run(
-            "mmc_quarter", f"sim M/M/8, {n_quarter} req", MMC, f"scenario.duration={mmc_quarter:g}"
+            "two_1m",
+            f"2 x 64 replicas, {count(two_small * 115.2)} req",
+            TWO,
+            f"scenario.duration={two_small:g}",
+        ),
+        sim_run(
+            "two_10m",
+            f"2 x 64 replicas, {count(two_large * 115.2)} req",
+            TWO,
+            f"scenario.duration={two_large:g}",
         ),
         sim_run(
             "train_2000", f"training {days:g}d, {TRAINING_NODES_LARGE} nodes", TRAINING, *month_set
@@ -207,7 +239,31 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
             *training_small_overrides(),
         ),
         sim_run("default", "default scenario", DEFAULT),
+        sim_run(
+            "services_16",
+            "16 services x 8 replicas",
+            SERVICES_16,
+            *([f"scenario.duration={8681 * scale:g}"] if args.quick else []),
+        ),
+        sim_run("replicas_2048", "1 service x 2,048 replicas", REPLICAS_2048, *shape_set),
+        sim_run("beside", "M/M/8 beside 2,000 training nodes", BESIDE, *full_set),
+        sim_run(
+            "beside_alone",
+            "... the same, almost no requests",
+            BESIDE,
+            *full_set,
+            "workloads.chat.arrival.rate_per_s=1e-6",
+        ),
     ]
+    if not args.skip_site:
+        cmds.append(
+            sim_run(
+                "site_day",
+                "site-week.toml, one day",
+                SITE,
+                f"scenario.duration={24 * scale:g}h",
+            )
+        )
     return {c.key: c for c in cmds}
 
 
@@ -216,25 +272,36 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def cpu_per(cmd: Command, startup: Command, unit: str) -> float:
+    """CPU seconds per request or job (``unit``), start-up CPU taken out."""
+    return (cmd.median("cpu_s") - startup.median("cpu_s")) / cmd.median(unit)
+
+
 def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
     """The figures and verdicts derived from the medians."""
     res: dict[str, Any] = {}
     startup = cmds["startup"]
     res["startup"] = {
         "wall_s": startup.median("wall_s"),
+        "cpu_s": startup.median("cpu_s"),
         "peak_rss_mib": startup.median("peak_rss_mib"),
     }
 
     sim = cmds["mmc"]
     sim_req = sim.median("requests")
     sim_rate = sim_req / sim.median("wall_s")
+    per_request = cpu_per(sim, startup, "requests")
     a: dict[str, Any] = {
         "sim_requests": sim_req,
         "sim_wall_s": sim.median("wall_s"),
+        "sim_cpu_s": sim.median("cpu_s"),
         "sim_inproc_s": sim.median("inproc_s"),
         "sim_requests_per_s": sim_rate,
+        "sim_cpu_us_per_request": per_request * 1e6,
         "sim_peak_rss_mib": sim.median("peak_rss_mib"),
         "sim_wait_mean_s": sim.median("request_wait_mean_s"),
+        "memory_target_mib": MMC_MEMORY_MIB,
+        "memory_target_verdict": verdict(sim.median("peak_rss_mib") < MMC_MEMORY_MIB),
     }
     if "ciw" in cmds:
         ciw = cmds["ciw"]
@@ -258,46 +325,43 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
         }
     res["a_vs_ciw"] = a
 
-    quarter = cmds["mmc_quarter"]
-    rows_ratio = sim.median("rows_total") / quarter.median("rows_total")
-    mem_ratio = sim.median("peak_rss_mib") / quarter.median("peak_rss_mib")
-    d_rows = sim.median("rows_total") - quarter.median("rows_total")
-    d_mem = (sim.median("peak_rss_mib") - quarter.median("peak_rss_mib")) * MIB
+    small, large = cmds["two_1m"], cmds["two_10m"]
+    mem_ratio = large.median("peak_rss_mib") / small.median("peak_rss_mib")
     res["b_memory_vs_horizon"] = {
-        "small_requests": quarter.median("requests"),
-        "small_peak_rss_mib": quarter.median("peak_rss_mib"),
-        "small_wall_s": quarter.median("wall_s"),
-        "large_requests": sim_req,
-        "large_peak_rss_mib": sim.median("peak_rss_mib"),
-        "rows_ratio": rows_ratio,
+        "small_requests": small.median("requests"),
+        "small_peak_rss_mib": small.median("peak_rss_mib"),
+        "small_wall_s": small.median("wall_s"),
+        "large_requests": large.median("requests"),
+        "large_peak_rss_mib": large.median("peak_rss_mib"),
+        "large_wall_s": large.median("wall_s"),
+        "large_requests_per_s": large.median("requests") / large.median("wall_s"),
         "memory_ratio": mem_ratio,
-        "bytes_per_extra_row": d_mem / d_rows if d_rows else None,
-        "verdict": verdict(mem_ratio <= rows_ratio),
+        "verdict": verdict(
+            mem_ratio <= FLAT_MEMORY_RATIO and large.median("peak_rss_mib") < FLAT_MEMORY_MIB
+        ),
     }
 
-    big, small = cmds["train_2000"], cmds["train_200"]
-    work_ratio = big.median("jobs") / small.median("jobs")
-    wall_ratio = big.median("wall_s") / small.median("wall_s")
-    inproc_ratio = big.median("inproc_s") / small.median("inproc_s")
+    big, small_cluster = cmds["train_2000"], cmds["train_200"]
+    work_ratio = big.median("jobs") / small_cluster.median("jobs")
+    wall_ratio = big.median("wall_s") / small_cluster.median("wall_s")
+    inproc_ratio = big.median("inproc_s") / small_cluster.median("inproc_s")
     res["c_scaling"] = {
         "large_nodes": TRAINING_NODES_LARGE,
         "small_nodes": TRAINING_NODES_SMALL,
         "large_jobs": big.median("jobs"),
-        "small_jobs": small.median("jobs"),
+        "small_jobs": small_cluster.median("jobs"),
         "large_events": big.samples[-1].extra["rows"]["events"],
-        "small_events": small.samples[-1].extra["rows"]["events"],
+        "small_events": small_cluster.samples[-1].extra["rows"]["events"],
         "large_wall_s": big.median("wall_s"),
-        "small_wall_s": small.median("wall_s"),
+        "small_wall_s": small_cluster.median("wall_s"),
         "large_inproc_s": big.median("inproc_s"),
-        "small_inproc_s": small.median("inproc_s"),
+        "small_inproc_s": small_cluster.median("inproc_s"),
         "large_jobs_per_s": big.median("jobs") / big.median("wall_s"),
-        "small_jobs_per_s": small.median("jobs") / small.median("wall_s"),
+        "small_jobs_per_s": small_cluster.median("jobs") / small_cluster.median("wall_s"),
         "large_peak_rss_mib": big.median("peak_rss_mib"),
-        "small_peak_rss_mib": small.median("peak_rss_mib"),
+        "small_peak_rss_mib": small_cluster.median("peak_rss_mib"),
         "large_gpu_utilization": big.median("gpu_utilization"),
-        "small_gpu_utilization": small.median("gpu_utilization"),
-        "large_job_wait_mean_s": big.median("job_wait_mean_s"),
-        "small_job_wait_mean_s": small.median("job_wait_mean_s"),
+        "small_gpu_utilization": small_cluster.median("gpu_utilization"),
         "work_ratio": work_ratio,
         "wall_ratio": wall_ratio,
         "inproc_ratio": inproc_ratio,
@@ -311,6 +375,50 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
         "peak_rss_mib": default.median("peak_rss_mib"),
         "rows": default.samples[-1].extra["rows"],
     }
+
+    shapes: dict[str, Any] = {"baseline_cpu_us_per_request": per_request * 1e6}
+    for key in ("services_16", "replicas_2048"):
+        cmd = cmds[key]
+        cost = cpu_per(cmd, startup, "requests")
+        shapes[key] = {
+            "requests": cmd.median("requests"),
+            "cpu_us_per_request": cost * 1e6,
+            "requests_per_s": cmd.median("requests") / cmd.median("wall_s"),
+            "peak_rss_mib": cmd.median("peak_rss_mib"),
+            "ratio": cost / per_request,
+            "verdict": verdict(cost / per_request <= SHAPE_RATIO),
+        }
+    beside, alone = cmds["beside"], cmds["beside_alone"]
+    extra_requests = beside.median("requests") - alone.median("requests")
+    cost = (beside.median("cpu_s") - alone.median("cpu_s")) / extra_requests
+    shapes["beside_training"] = {
+        "requests": beside.median("requests"),
+        "jobs": beside.median("jobs"),
+        "cpu_us_per_request": cost * 1e6,
+        "peak_rss_mib": beside.median("peak_rss_mib"),
+        "ratio": cost / per_request,
+        "verdict": verdict(cost / per_request <= SHAPE_RATIO),
+    }
+    res["e_site_shapes"] = shapes
+
+    per_job = cpu_per(big, startup, "jobs")
+    res["f_training_job"] = {
+        "cpu_us_per_job": per_job * 1e6,
+        "cpu_us_per_request": per_request * 1e6,
+        "ratio": per_job / per_request,
+        "verdict": verdict(per_job / per_request <= JOB_RATIO),
+    }
+
+    if "site_day" in cmds:
+        site = cmds["site_day"]
+        res["g_site_day"] = {
+            "requests": site.median("requests_total"),
+            "requests_recorded": site.median("requests"),
+            "jobs": site.median("jobs"),
+            "wall_s": site.median("wall_s"),
+            "requests_per_s": site.median("requests_total") / site.median("wall_s"),
+            "peak_rss_mib": site.median("peak_rss_mib"),
+        }
     return res
 
 
@@ -331,17 +439,17 @@ def table(rows: list[tuple[str, ...]]) -> str:
 def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
     """The readable report printed at the end."""
     rows: list[tuple[str, ...]] = [
-        ("run", "wall s", "in-proc s", "peak MiB", "requests", "jobs", "per s", "util")
+        ("run", "wall s", "cpu s", "peak MiB", "requests", "jobs", "per s", "util")
     ]
     for cmd in cmds.values():
-        req = cmd.median("requests") if cmd.has("requests") else 0
+        req = cmd.median("requests_total") if cmd.has("requests_total") else 0
         jobs = cmd.median("jobs") if cmd.has("jobs") else 0
         wall = cmd.median("wall_s")
         rows.append(
             (
                 cmd.label,
                 f"{wall:.2f}",
-                f"{cmd.median('inproc_s'):.2f}" if cmd.has("inproc_s") else "",
+                f"{cmd.median('cpu_s'):.2f}",
                 f"{cmd.median('peak_rss_mib'):.0f}",
                 f"{req:,.0f}" if req else "",
                 f"{jobs:,.0f}" if jobs else "",
@@ -351,10 +459,9 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
         )
     out = [
         table(rows),
-        "wall s and peak MiB: the whole process; in-proc s: sim's manifest wall_time_s (simulation"
-        " and summary,",
-        "before Parquet writing), ciw's simulation and get_all_records; per s: (requests + jobs)"
-        " / wall s.",
+        "wall s, cpu s and peak MiB: the whole process, Parquet output written; requests: every"
+        " request simulated (rows",
+        "recorded may be fewer); per s: (requests + jobs) / wall s.",
         "",
     ]
     a = res["a_vs_ciw"]
@@ -371,16 +478,20 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
         )
         out.append(
             f"   mean wait: sim {a['sim_wait_mean_s']:.3f} s, ciw {a['ciw_wait_mean_s']:.3f} s "
-            "(Erlang C: 0.883 s)"
+            f"(Erlang C: {ERLANG_C_WAIT_S} s)"
         )
     else:
         out.append(f"a. speed: sim {a['sim_requests_per_s']:,.0f} req/s (ciw skipped)")
+    out.append(
+        f"   sim peak memory {a['sim_peak_rss_mib']:.0f} MiB (target < {MMC_MEMORY_MIB:g}) "
+        f"{a['memory_target_verdict']}; {a['sim_cpu_us_per_request']:.2f} us CPU per request"
+    )
     b = res["b_memory_vs_horizon"]
     out.append(
         f"b. memory vs horizon: {b['small_requests']:,.0f} -> {b['large_requests']:,.0f} requests: "
-        f"rows x{b['rows_ratio']:.2f}, peak memory x{b['memory_ratio']:.2f} "
-        f"({b['small_peak_rss_mib']:.0f} -> {b['large_peak_rss_mib']:.0f} MiB, "
-        f"{b['bytes_per_extra_row']:.0f} B per extra row) {b['verdict']}"
+        f"peak memory {b['small_peak_rss_mib']:.0f} -> {b['large_peak_rss_mib']:.0f} MiB "
+        f"(x{b['memory_ratio']:.2f}; target <= x{FLAT_MEMORY_RATIO:g} and < {FLAT_MEMORY_MIB:g}"
+        f" MiB) {b['verdict']}; {b['large_requests_per_s']:,.0f} req/s"
     )
     c = res["c_scaling"]
     naive = c["work_ratio"] * c["large_nodes"] / c["small_nodes"]
@@ -400,6 +511,33 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
         f"d. default scenario: {d['wall_s']:.2f} s wall ({d['inproc_s']:.2f} s in-process), "
         f"{d['peak_rss_mib']:.0f} MiB"
     )
+    e = res["e_site_shapes"]
+    out.append(
+        f"e. CPU per request vs the M/M/8 queue ({e['baseline_cpu_us_per_request']:.2f} us), "
+        f"target <= x{SHAPE_RATIO:g}:"
+    )
+    for key, label in (
+        ("services_16", "16 services x 8 replicas"),
+        ("replicas_2048", "one service x 2,048 replicas"),
+        ("beside_training", "M/M/8 beside 2,000 training nodes"),
+    ):
+        x = e[key]
+        out.append(
+            f"   {label}: {x['cpu_us_per_request']:.2f} us = x{x['ratio']:.2f}, "
+            f"{x['peak_rss_mib']:.0f} MiB {x['verdict']}"
+        )
+    f = res["f_training_job"]
+    out.append(
+        f"f. CPU per training job {f['cpu_us_per_job']:.1f} us = x{f['ratio']:.1f} a request "
+        f"(target <= x{JOB_RATIO:g}) {f['verdict']}"
+    )
+    if "g_site_day" in res:
+        g = res["g_site_day"]
+        out.append(
+            f"g. site-day: {g['requests']:,.0f} requests ({g['requests_recorded']:,.0f} rows), "
+            f"{g['jobs']:,.0f} jobs in {g['wall_s']:.0f} s = {g['requests_per_s']:,.0f} req/s, "
+            f"{g['peak_rss_mib']:.0f} MiB"
+        )
     s = res["startup"]
     out.append(f"   start-up (a 60 s run): {s['wall_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB")
     return "\n".join(out)
@@ -412,6 +550,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     parser.add_argument("--skip-ciw", action="store_true", help="skip the ~20 s ciw run")
     parser.add_argument("--quick", action="store_true", help="a quarter of every horizon")
+    parser.add_argument("--skip-site", action="store_true", help="skip the site-day run (~90 s)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")

@@ -291,6 +291,7 @@ def run(
         "seed": seed,
         "wall_time_s": round(wall, 3),
         "rows": rows,
+        "simulated": {"requests": recorder.requests_seen, "jobs": rows["jobs"]},
         "run": meta,
         "scenario": scn.model_dump(mode="json", by_alias=True),
     }

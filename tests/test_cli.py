@@ -1,6 +1,6 @@
 """The ``sim`` command line: every command through click's runner, plus real subprocesses.
 
-Covers the CLI contract of DESIGN.md: ``run`` writes a complete run directory (the required
+Covers the CLI contract (README, "Using it"): ``run`` writes a complete run directory (the required
 columns with their Arrow types, every summary.json key, the manifest), ``summarize`` agrees with
 ``run``, ``schema`` and ``validate`` work, every command has help, and bad input exits 2 with a
 message naming the file (or ``--set``), the key path and what was expected, never a traceback,
@@ -101,7 +101,7 @@ F64 = pa.float64()
 STRING = "string"  # plain or dictionary-encoded string
 INT = "integer"
 
-# DESIGN.md's run-directory table: required columns and their Arrow types.
+# The run-directory contract (README, "The run directory"): required columns and their Arrow types.
 REQUIRED_COLUMNS: dict[str, dict[str, object]] = {
     "events": {"time_s": F64, "event": STRING},
     "requests": {

@@ -1,7 +1,7 @@
-"""Smoke tests of the shipped scenarios and of DESIGN.md's example scenario.
+"""Smoke tests of the shipped scenarios and of the core example scenario.
 
 Every file in ``scenarios/`` validates with ``sim validate`` and runs a short horizon in-process
-with a sane summary; so does the "Scenario file (core)" example of DESIGN.md, copied verbatim.
+with a sane summary; so does the core example scenario (an M/M/8 queue and fine-tuning jobs).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.toml"))
 SHORT = ("scenario.duration=20m", "scenario.warmup=0s")
 
-# DESIGN.md, "Scenario file (core)", verbatim.
-DESIGN_EXAMPLE = """\
+# The core example scenario: the first scenario the simulator was specified with.
+CORE_EXAMPLE = """\
 [scenario]
 name = "mmc-demo"        # [a-z0-9_-]+ ; used in output paths
 seed = 7
@@ -127,7 +127,7 @@ def test_default_scenario_short_run() -> None:
 
 def test_design_example_validates(tmp_path: Path) -> None:
     path = tmp_path / "design.toml"
-    path.write_text(DESIGN_EXAMPLE)
+    path.write_text(CORE_EXAMPLE)
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert f"ok: {path}" in result.stdout
@@ -139,7 +139,7 @@ def test_design_example_validates(tmp_path: Path) -> None:
 def test_design_example_runs(tmp_path: Path) -> None:
     """The example as written (2 h, 10 min warm-up): M/M/8 at utilisation 7.2 / 8 = 0.9."""
     path = tmp_path / "design.toml"
-    path.write_text(DESIGN_EXAMPLE)
+    path.write_text(CORE_EXAMPLE)
     result = sim.run(path)
     s = check_summary(result)
     assert result.seed == 7

@@ -252,6 +252,8 @@ class Recorder:
         self.job_tally = [JobTally() for _ in self.workloads]
         self.intervals = [IntervalState() if is_inference else None for is_inference in inference]
         self.closed = False
+        self.requests_seen = 0
+        """Requests recorded so far, whatever the level (rows written or not)."""
 
     # -- events -------------------------------------------------------------------------
     def event(
@@ -301,6 +303,7 @@ class Recorder:
         started; ``status`` holds codes from ``sim.record.codes.REQUEST_STATUS``. Every request
         of the workload arriving before ``complete_before`` has now been recorded.
         """
+        self.requests_seen += len(arrival)
         wait = start - arrival
         latency = end - arrival
         sla = self.sla_s[workload]

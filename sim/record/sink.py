@@ -17,6 +17,10 @@ import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 1 << 18
 """Rows per Parquet row group (262,144): what a table holds in memory at most."""
+COMPACT_BATCHES = 64
+"""Small batches waiting for a row group are merged into one when this many have gathered (a
+batch carries its own buffers and dictionaries: thousands of tiny ones would cost more memory
+than their rows)."""
 
 
 def temporary_name(path: Path) -> Path:
@@ -48,6 +52,9 @@ class ParquetSink:
         self.rows += batch.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
+        elif len(self._pending) >= COMPACT_BATCHES:
+            merged = pa.Table.from_batches(self._pending, schema=self.schema).combine_chunks()
+            self._pending = merged.to_batches()
 
     def _open(self) -> pq.ParquetWriter:
         if self._writer is None:
