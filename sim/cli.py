@@ -77,16 +77,19 @@ def run(
 ) -> None:
     """Run one simulation of SCENARIO and write its run directory.
 
-    Prints a summary table (with --json, the summary.json content). A progress bar over
-    simulated time shows on a terminal; with --quiet, or when stderr is not a terminal,
-    there is none.
+    Prints the run's estimated size and time first (on stderr), then a summary table (with
+    --json, the summary.json content). A progress bar over simulated time shows on a terminal;
+    with --quiet, or when stderr is not a terminal, there is none. A run that cannot fit this
+    machine's memory or the disk of its run directory is refused (exit 2) before it starts.
     """
     from sim import runner
     from sim.record.writer import prepare_out_dir
 
-    prepared = runner.prepare(scenario, overrides)
+    prepared = runner.prepare(scenario, overrides, out_dir=out)
     scn = prepared.scenario
     if not quiet:
+        if prepared.estimate is not None:
+            click.echo(prepared.estimate.line(), err=True)
         _warn(prepared)
     actual_seed = scn.scenario.seed if seed is None else seed
     target = out or runner.default_out_dir(scn.scenario.name, actual_seed)
@@ -157,10 +160,12 @@ def _progress_bar(name: str, horizon_s: float) -> _Bar | None:
 def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: bool) -> None:
     """Check scenario files without running them.
 
-    Checks every key and value; then, all at once, the references between sections (GPU
+    Checks every key and value; that the run fits this machine's memory and the free disk of
+    its default run directory; then, all at once, the references between sections (GPU
     types, pools), that replicas fit in memory and in the pools, the scheduler policy, and that
     data files can be read. Prints every problem with its key path; exits 2 if any file has
-    one. Warnings (e.g. jobs too large for any pool) do not fail.
+    one. Warnings (e.g. jobs too large for any pool) do not fail. For each good file, prints
+    the estimate of its run: requests, rows, jobs, peak memory, disk and time.
     """
     from sim.runner import prepare
 
@@ -175,6 +180,8 @@ def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: boo
         _warn(prepared)
         if not quiet:
             click.echo(f"ok: {path}")
+            if prepared.estimate is not None:
+                click.echo(f"  {prepared.estimate.line()}")
     if failed:
         sys.exit(EXIT_BAD_INPUT)
 

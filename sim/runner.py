@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.config import Scenario, apply_overrides, check_scenario
+from sim.config import estimate as sizing
 from sim.config.loading import blame_overrides, parse_scenario, read_scenario
 from sim.config.scenario import InferenceWorkload
 from sim.errors import Problem, ScenarioError
@@ -102,6 +103,8 @@ class Prepared:
     inputs: Inputs
     warnings: tuple[Problem, ...] = ()
     overrides: tuple[str, ...] = ()
+    estimate: sizing.Estimate | None = None
+    """The run's expected requests, rows, peak memory, disk and time (``sim.config.estimate``)."""
 
 
 def _parse(
@@ -123,18 +126,33 @@ def prepare(
     scenario: Scenario | str | os.PathLike[str],
     overrides: Iterable[str] = (),
     source: str | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
 ) -> Prepared:
     """Check a scenario (a file path or a Scenario) and read its data files.
 
-    First every key and value; then, together, how the sections fit, the scheduler policy,
-    the replicas' placement and the data files. Raises ScenarioError listing every problem of
-    the stage that failed, each with its key path (``source`` names a Scenario object's file).
+    First every key and value; then the run's size is estimated (``sim.config.estimate``) and
+    a run that cannot fit is refused before anything is built: more memory than this machine
+    has available, a run directory larger than the free disk of ``out_dir``'s file system
+    (default ``outputs/<name>/seed=<seed>``), or more nodes, GPUs or replicas than sim takes.
+    Then, together, how the sections fit, the scheduler policy, the replicas' placement and
+    the data files. Raises ScenarioError listing every problem of the stage that failed, each
+    with its key path (``source`` names a Scenario object's file).
     """
+    overrides = tuple(overrides)
+    scn, source = _parse(scenario, overrides, source)
+    size = sizing.estimate(scn)
+    target = (
+        Path(out_dir)
+        if out_dir is not None
+        else default_out_dir(scn.scenario.name, scn.scenario.seed)
+    )
+    too_big = sizing.size_problems(scn, size, target)
+    if too_big:
+        raise ScenarioError(source, blame_overrides(too_big, overrides))
+
     from sim.inputs import read_inputs
     from sim.model.placement import check_model
 
-    overrides = tuple(overrides)
-    scn, source = _parse(scenario, overrides, source)
     checked = check_scenario(scn)
     problems, warnings = list(checked.problems), list(checked.warnings)
     if checked.references_resolve:
@@ -145,7 +163,9 @@ def prepare(
     problems += input_problems
     if problems:
         raise ScenarioError(source, blame_overrides(problems, overrides))
-    return Prepared(scn, source, inputs, tuple(blame_overrides(warnings, overrides)), overrides)
+    return Prepared(
+        scn, source, inputs, tuple(blame_overrides(warnings, overrides)), overrides, size
+    )
 
 
 def load_scenario(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> Scenario:
@@ -240,7 +260,9 @@ def run(
             raise ValueError("apply overrides when preparing the scenario, not when running it")
         prepared = scenario
     else:
-        prepared = prepare(scenario, overrides, source)
+        prepared = prepare(
+            scenario, overrides, source, out_dir=Path(out) if out is not None else None
+        )
     scn = prepared.scenario
     seed = scn.scenario.seed if seed is None else seed
     if seed < 0:

@@ -1,4 +1,4 @@
-"""Checks across sections of a validated scenario: references, names, memory fit, size.
+"""Checks across sections of a validated scenario: references, names, memory fit, run time.
 
 Pydantic checks each value; these check how values fit together (a pool's GPU type exists, a
 replica's model fits in its GPUs' memory somewhere it may go). Whether the replicas fit in the
@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sim.config.catalogue import GpuType
+from sim.config.estimate import biggest, estimate, format_seconds, scaling_keys
 from sim.config.scenario import InferenceWorkload, Pool, Scenario, TrainingWorkload
 from sim.errors import Problem
 from sim.registry import nearest
@@ -169,32 +170,27 @@ def _check_job_memory(wl: TrainingWorkload, candidates: _Candidates, result: Che
     )
 
 
-MANY_ROWS = 50_000_000
-"""Expected rows above which a run is worth a warning: it will take minutes and gigabytes."""
+LONG_RUN_S = 3600.0
+"""Estimated CPU time above which a run is worth a warning (it runs, but for a long while)."""
 
 
 def _check_size(scn: Scenario, result: CheckResult) -> None:
-    """Warn about runs that will record very many requests, jobs or samples."""
-    meta = scn.scenario
-    samples = meta.duration_s / meta.sample_every_s * max(len(scn.pools), 1)
-    if samples > MANY_ROWS:
-        result.warnings.append(
-            Problem(
-                "scenario.sample_every",
-                f"about {samples:,.0f} time-series rows (duration / sample_every × pools): "
-                "this run will be slow and large",
-                related=("scenario.duration",),
-            )
+    """Warn about runs that will take over an hour, naming what takes the time.
+
+    The estimate (``sim.config.estimate``) uses constants measured by benchmarks/calibrate.py;
+    runs that cannot fit the machine's memory or disk are refused before these checks, by
+    ``sim.runner.prepare``.
+    """
+    est = estimate(scn)
+    part = biggest(est.time)
+    if est.cpu_s <= LONG_RUN_S or part is None:
+        return
+    share = "most" if part.amount >= est.cpu_s / 2 else format_seconds(part.amount)
+    result.warnings.append(
+        Problem(
+            part.key,
+            f"this run will take about {format_seconds(est.cpu_s)} on this machine ({share} of "
+            f"it for {part.what}); {part.hint}",
+            related=scaling_keys(scn, part.key),
         )
-    for wl in scn.workloads:
-        rate = wl.arrival.mean_rate_hz()
-        expected = rate * meta.duration_s if rate is not None else 0.0
-        if expected > MANY_ROWS:
-            result.warnings.append(
-                Problem(
-                    f"workloads.{wl.name}.arrival",
-                    f"about {expected:,.0f} arrivals in the horizon (at roughly 500,000 a second "
-                    f"and 120 bytes each): this run will take a while and need memory",
-                    related=("scenario.duration",),
-                )
-            )
+    )

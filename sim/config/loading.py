@@ -336,7 +336,7 @@ def _causes(key: str, problem: Problem) -> bool:
     """Whether an override of ``key`` may cause ``problem``."""
     if problem.key == key or problem.key.startswith(key + "."):
         return True
-    if key.startswith(problem.key + ".") and problem.message.startswith("unknown key"):
+    if key.startswith(problem.key + "."):  # a problem of a whole table: a key set inside it
         return True
     return any(r == key or r.startswith(key + ".") for r in problem.related)
 

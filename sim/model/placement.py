@@ -1,7 +1,8 @@
 """Placing inference replicas at the start, and the checks that need the real pools.
 
-Replicas are placed in workload order, each on the workload's pool or the first pool (in file
-order) with room and enough memory, through the same capacity object the training scheduler
+Replicas are placed workload by workload in the order of their names (never the order of the
+file), each on the workload's pool or the first pool (in file order) with room and enough
+memory, through the same capacity object the training scheduler
 uses, so the check and the run can never disagree. A replica that fits in one node is kept
 within one node (its GPUs talk over the node's own links).
 """
@@ -25,10 +26,16 @@ def build_pools(scn: Scenario) -> list[PoolState]:
 def place_replicas(
     scn: Scenario, capacity: Capacity
 ) -> tuple[dict[int, list[Placement]], list[Problem]]:
-    """Place and pin every inference replica; return them by workload index, and the problems."""
+    """Place and pin every inference replica; return them by workload index, and the problems.
+
+    Workloads are placed in the order of their names, so the order of ``[[workloads]]`` in the
+    file does not matter.
+    """
     placed: dict[int, list[Placement]] = {}
     problems: list[Problem] = []
-    for index, wl in enumerate(scn.workloads):
+    order = sorted(range(len(scn.workloads)), key=lambda i: scn.workloads[i].name)
+    for index in order:
+        wl = scn.workloads[index]
         if not isinstance(wl, InferenceWorkload):
             continue
         gpus = wl.gpus_per_replica
@@ -53,7 +60,7 @@ def place_replicas(
                 Problem(
                     f"workloads.{wl.name}.replicas",
                     f"only {len(mine)} of {wl.replicas} replicas of {gpus} GPU(s) fit (a replica "
-                    f"that fits in a node stays within one) after earlier workloads; {where}",
+                    f"that fits in a node stays within one) after the workloads placed before it (in name order); {where}",
                 )
             )
     return placed, problems

@@ -29,13 +29,19 @@ class PoolState:
         self.free_gpus = cfg.gpus
         self.pinned_gpus = 0
         self.pinned_node = [0] * cfg.nodes
-        self.most_unpinned = cfg.gpus_per_node
-        """The most GPUs any node has that no static replica holds."""
+        self._most_unpinned: int | None = cfg.gpus_per_node
         per = cfg.gpus_per_node
         self.free = [per] * cfg.nodes
         self.buckets: list[list[int]] = [[] for _ in range(per + 1)]
         self.buckets[per] = list(range(cfg.nodes - 1, -1, -1))  # node 0 is taken first
         self.pos = [cfg.nodes - 1 - n for n in range(cfg.nodes)]
+
+    @property
+    def most_unpinned(self) -> int:
+        """The most GPUs any node has that no static replica holds (found once after pins)."""
+        if self._most_unpinned is None:
+            self._most_unpinned = self.gpus_per_node - min(self.pinned_node)
+        return self._most_unpinned
 
     @property
     def allocated_gpus(self) -> int:
@@ -89,6 +95,13 @@ class PoolState:
             need -= take
         self.free_gpus -= gpus
         return taken
+
+    def pin(self, nodes: list[tuple[int, int]]) -> None:
+        """Mark GPUs taken by ``allocate`` as held for the whole run (a static replica)."""
+        for node, count in nodes:
+            self.pinned_node[node] += count
+            self.pinned_gpus += count
+        self._most_unpinned = None
 
     def release(self, nodes: list[tuple[int, int]]) -> None:
         """Give back GPUs taken by ``allocate``."""
@@ -150,11 +163,7 @@ class Capacity:
     def pin(self, placement: Placement) -> None:
         """Mark a placement as held for the whole run (a static inference replica)."""
         self._never.clear()
-        pool = placement.pool
-        pool.pinned_gpus += placement.gpus
-        for node, count in placement.nodes:
-            pool.pinned_node[node] += count
-        pool.most_unpinned = pool.gpus_per_node - min(pool.pinned_node)
+        placement.pool.pin(placement.nodes)
 
     def release(self, placement: Placement) -> None:
         """Give back a placement's GPUs."""
