@@ -60,7 +60,8 @@ def place_replicas(
                 Problem(
                     f"workloads.{wl.name}.replicas",
                     f"only {len(mine)} of {wl.replicas} replicas of {gpus} GPU(s) fit (a replica "
-                    f"that fits in a node stays within one) after the workloads placed before it (in name order); {where}",
+                    f"that fits in a node stays within one) after the workloads placed before it "
+                    f"(in name order); {where}",
                 )
             )
     return placed, problems
