@@ -90,12 +90,7 @@ class InferenceEngine:
         self.end: list[float] = []
         self.replica: list[int] = []
         self.status: list[int] = []
-        self.refs = (
-            self.free,
-            self.queue,
-            self.serving,
-            self.speed,
-            self.slot,
+        self.columns = (
             self.ident,
             self.arrival,
             self.demand,
@@ -103,6 +98,15 @@ class InferenceEngine:
             self.end,
             self.replica,
             self.status,
+        )
+        """The per-request columns, in one tuple for the flush and the hub."""
+        self.refs = (
+            self.free,
+            self.queue,
+            self.serving,
+            self.speed,
+            self.slot,
+            *self.columns,
             self.busy,
             self.started_s,
             self.pending_end_s,
@@ -181,15 +185,7 @@ class InferenceEngine:
             status=np.array(self.status[:k], dtype=np.int64),
             complete_before=self.arrival[k] if not final and k < len(self.arrival) else INF,
         )
-        for column in (
-            self.ident,
-            self.arrival,
-            self.demand,
-            self.start,
-            self.end,
-            self.replica,
-            self.status,
-        ):
+        for column in self.columns:
             del column[:k]
         self.base += k
 

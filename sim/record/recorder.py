@@ -58,7 +58,8 @@ def _int_array(values: Any, type_: pa.DataType, negative_is_null: bool = True) -
 
 
 def _nodes_text(detail: Any) -> str | None:
-    """Event detail as text: a placement's [(node, count), ...] becomes 'node 3 x8, node 4 x8'."""
+    """A text value as written: text as it is, a placement's [(node, count), ...] as
+    'node 3 x8, node 4 x8' (events record the placement and leave the text to the writer)."""
     if detail is None or isinstance(detail, str):
         return detail
     return ", ".join(f"node {n} x{c}" for n, c in detail)
@@ -67,8 +68,8 @@ def _nodes_text(detail: Any) -> str | None:
 class ColumnTable:
     """Typed append-only buffers for one table, written to its sink in batches.
 
-    ``names`` maps each dictionary column to the strings its codes stand for; ``signed`` lists
-    integer columns where a negative value is a value, not a missing one.
+    ``names`` maps each dictionary column to the strings its codes stand for. Derived columns
+    (``Column.derived``) are left to ``to_batch``.
     """
 
     def __init__(
@@ -77,20 +78,14 @@ class ColumnTable:
         sink: ParquetSink,
         names: Mapping[str, Sequence[str]],
         to_batch: Any,
-        signed: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.sink = sink
         self.names = names
-        self.signed = signed
         self.to_batch = to_batch
-        self.columns = [c for c in TABLES[name] if c.name in self._recorded()]
+        self.columns = [c for c in TABLES[name] if not c.derived]
         self.buffers: list[Any] = [self._buffer(c.type) for c in self.columns]
         self.rows = 0
-
-    def _recorded(self) -> set[str]:
-        derived = {"wait_s", "after_warmup"} if self.name == "jobs" else set()
-        return {c.name for c in TABLES[self.name]} - derived
 
     @staticmethod
     def _buffer(type_: pa.DataType) -> Any:
@@ -125,9 +120,7 @@ class ColumnTable:
             elif pa.types.is_floating(column.type):
                 arrays[column.name] = _float_array(values)
             elif pa.types.is_integer(column.type):
-                arrays[column.name] = _int_array(
-                    values, column.type, column.name not in self.signed
-                )
+                arrays[column.name] = _int_array(values, column.type, not column.signed)
             else:
                 arrays[column.name] = values  # a list: text, converted by ``to_batch``
             del buffer[:]
@@ -237,7 +230,6 @@ class Recorder:
             self.sinks["jobs"],
             {**names, "status": codes.JOB_STATUS},
             self._jobs_batch,
-            frozenset({"priority"}),
         )
         self.site = ColumnTable("timeseries", self.sinks["timeseries"], names, self._batch)
         self.pool_series = ColumnTable(
@@ -593,8 +585,7 @@ class Recorder:
         for column in TABLES[name]:
             values = arrays[column.name]
             if isinstance(values, list):
-                texts = [_nodes_text(v) for v in values] if column.name == "detail" else values
-                values = pa.array(texts, type=column.type)
+                values = pa.array([_nodes_text(v) for v in values], type=column.type)
             out.append(values)
             if calendar and column.timestamp:
                 out.append(self._timestamps(values))

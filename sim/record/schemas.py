@@ -29,6 +29,10 @@ class Column:
     doc: str
     timestamp: str | None = None
     """The name of the timestamp column added beside this one when the scenario has a start."""
+    derived: bool = False
+    """Computed from other columns when written, not recorded."""
+    signed: bool = False
+    """An integer column where a negative value is a value (elsewhere negative means null)."""
 
     def field(self) -> pa.Field:
         """The Arrow field, with unit and description as metadata."""
@@ -80,11 +84,11 @@ JOBS = (
     Column("job_id", pa.int64(), "", "unique within the run, in submission order"),
     Column("workload", DICT, "", "training workload"),
     Column("gpus", pa.int32(), "GPU", "GPUs the job holds while running"),
-    Column("priority", pa.int32(), "", "the workload's priority"),
+    Column("priority", pa.int32(), "", "the workload's priority", signed=True),
     Column("submit_s", pa.float64(), "s", "submission time", "submit_ts"),
     Column("start_s", pa.float64(), "s", "start time; null if never started", "start_ts"),
     Column("end_s", pa.float64(), "s", "completion time; null if not completed", "end_ts"),
-    Column("wait_s", pa.float64(), "s", "start_s - submit_s; null if never started"),
+    Column("wait_s", pa.float64(), "s", "start_s - submit_s; null if never started", derived=True),
     Column("run_s", pa.float64(), "s", "time spent running (to the horizon if unfinished)"),
     Column("work_s", pa.float64(), "s", "the job's run time on H100-SXM (its drawn duration)"),
     Column("progress", pa.float64(), "", "share of the work done, 0 to 1"),
@@ -96,7 +100,11 @@ JOBS = (
     Column("nodes", pa.int32(), "", "nodes its GPUs spanned; null if never started"),
     Column("reason", pa.string(), "", "why it was rejected; null otherwise"),
     Column(
-        "after_warmup", pa.bool_(), "", "submitted at or after the warm-up (counted in summary)"
+        "after_warmup",
+        pa.bool_(),
+        "",
+        "submitted at or after the warm-up (counted in summary)",
+        derived=True,
     ),
 )
 
