@@ -58,8 +58,10 @@ def _int_array(values: Any, type_: pa.DataType, negative_is_null: bool = True) -
 
 
 def _nodes_text(detail: Any) -> str | None:
-    """A text value as written: text as it is, a placement's [(node, count), ...] as
-    'node 3 x8, node 4 x8' (events record the placement and leave the text to the writer)."""
+    """A text value as written: text as it is, a placement as 'node 3 x8, node 4 x8'.
+
+    Events record a placement's [(node, count), ...] and leave the text to the writer.
+    """
     if detail is None or isinstance(detail, str):
         return detail
     return ", ".join(f"node {n} x{c}" for n, c in detail)
