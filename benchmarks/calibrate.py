@@ -223,16 +223,6 @@ def runs() -> list[Run]:
             [("memory", "MEM_PER_SAMPLE_ROW_BYTES"), ("time", "CPU_PER_SAMPLE_ROW_S")],
         ),
         Run(
-            "scan",
-            write("replicas", REPLICAS_ONLY),
-            [
-                "pools.hall.nodes=50000",
-                "pools.hall.gpus_per_node=1",
-                "workloads.chat.replicas=1000",
-            ],
-            [("time", "CPU_PER_NODE_SCAN_S")],
-        ),
-        Run(
             "replicas",
             WORK / "replicas.toml",
             [],

@@ -131,9 +131,6 @@ CPU_PER_NODE_GPU_S = 7.07e-07
 CPU_PER_REPLICA_S = 1.36e-05
 """Per replica: placing it (twice, among nodes of 400 GPUs), its engine entries, its event
 [replicas]."""
-CPU_PER_NODE_SCAN_S = 9.88e-09
-"""Per replica and node of its pool: pinning a replica looks at every node of the pool, in the
-check and in the run [scan: 1,000 replicas on 50,000 one-GPU nodes]."""
 CPU_PER_REQUEST_S = 1.29e-06
 """Per request simulated and counted, without a row [requests_none: benchmarks/mmc_1m.toml
 with requests = "none"]."""
@@ -164,7 +161,6 @@ CALIBRATED = (
     "CPU_PER_NODE_S",
     "CPU_PER_NODE_GPU_S",
     "CPU_PER_REPLICA_S",
-    "CPU_PER_NODE_SCAN_S",
     "CPU_PER_REQUEST_S",
     "CPU_PER_REQUEST_ROW_S",
     "CPU_PER_JOB_S",
@@ -380,13 +376,11 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
         placed = float(min(wl.replicas, sum(g for _, g, _ in pools) // wl.gpus_per_replica))
         placed_total += placed
         replica_gpus += placed * wl.gpus_per_replica
-        nodes_, _, speed = pools[0]
+        _, _, speed = pools[0]
         key = f"workloads.{wl.name}.replicas"
         replicas = f"{format_count(placed)} replicas"
         memory.add(key, replicas, placed, "MEM_PER_REPLICA_BYTES")
         time.add(key, replicas, placed, "CPU_PER_REPLICA_S")
-        pinned = f"{replicas} pinned among {format_count(nodes_)} nodes"
-        time.add(key, pinned, _cap(2 * placed * nodes_), "CPU_PER_NODE_SCAN_S")
         key = f"workloads.{wl.name}.arrival"
         hint = f"lower the rate of {key} or shorten scenario.duration"
         time.add(key, f"{format_count(n)} requests", n, "CPU_PER_REQUEST_S", hint)
