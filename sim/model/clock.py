@@ -19,7 +19,9 @@ events, which carry a phase like everything else.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from heapq import heappop, heappush
+from types import MethodType
 from typing import Any, cast
 
 import simpy
@@ -150,11 +152,14 @@ class Clock(simpy.Environment):
         fire = self._fire
         while q and q[0][0] < horizon:
             self._now, _, _, item = heappop(q)
-            if type(item) is tuple:
+            kind = type(item)
+            if kind is tuple:
                 alarm, generation = item
                 if generation == alarm.generation:
                     alarm.time = INF
                     alarm.callback()
+            elif kind is partial or kind is MethodType:
+                item()
             else:
                 fire(item)
         self._now = horizon

@@ -1,12 +1,15 @@
-"""Inference serving: one FIFO queue per workload, every workload moved by one shared loop.
+"""Inference serving: one FIFO queue per workload; every workload moved by one shared loop.
 
-Requests are plain records in column lists, never SimPy processes or Resources. The
-``InferenceHub`` keeps one heap of every workload's next arrival and of every busy replica's
-completion, and one clock alarm at the earliest of them. When the alarm fires, the hub
-handles, in (time, phase, key) order, every internal event that comes before the clock's next
-entry, so nothing outside can happen in between and the state is exact whenever another
-subsystem looks at it. A completion runs in the clock's ``FREE`` phase and an arrival in its
-``ARRIVE`` phase, so at a tie the completion goes first and the newcomer can take the replica.
+Requests are plain records in column lists, never SimPy processes or Resources. Each
+``InferenceEngine`` (one per workload) holds its queue, its replicas' completions (a heap) and
+its drawn arrivals. The ``InferenceHub`` keeps one heap of every engine's next internal event
+and one clock alarm at its head. When the alarm fires, the hub reads the clock's next entry —
+nothing the engines do adds to the clock's queue, so it stays the limit — and lets each engine
+whose next event comes before it run its own tight loop up to that limit. Engines do not act on
+each other, so each handles its events in (time, phase) order with nothing outside happening
+in between, and every engine's state is exact whenever another subsystem looks at it. A
+completion runs in the clock's ``FREE`` phase and an arrival in its ``ARRIVE`` phase: at a tie
+the completion goes first and the newcomer can take the replica it frees.
 
 A request goes to the lowest-numbered free replica, else waits in the queue (or is rejected if
 ``max_queue`` requests are already waiting). Its service time is its drawn demand (on
@@ -99,21 +102,8 @@ class InferenceEngine:
             self.replica,
             self.status,
         )
-        """The per-request columns, in one tuple for the flush and the hub."""
-        self.refs = (
-            self.free,
-            self.queue,
-            self.serving,
-            self.speed,
-            self.slot,
-            *self.columns,
-            self.busy,
-            self.started_s,
-            self.pending_end_s,
-            self.p_free,
-            self.max_queue,
-        )
-        """The engine's lists (never replaced, only changed in place) for the hub's loop."""
+        """The per-request columns, in one tuple for the flush."""
+        self.completions: list[tuple[float, int]] = []  # a heap of (end of service, replica)
         self.refill()
 
     # -- what other subsystems may read --------------------------------------------------
@@ -137,9 +127,12 @@ class InferenceEngine:
         """Requests served so far."""
         return self.arrived - self.rejected - len(self.queue) - self.in_service
 
-    def next_arrival(self) -> float:
-        """Time of the next arrival (inf if none)."""
-        return self.arrival[self.arrived - self.base]
+    def next_event(self) -> tuple[float, int]:
+        """Time and clock priority of the next internal event (time inf if none)."""
+        ta = self.arrival[self.arrived - self.base]
+        if self.completions and self.completions[0][0] <= ta:
+            return self.completions[0][0], self.p_free
+        return ta, self.p_arrive
 
     # -- arrivals and recording ----------------------------------------------------------
     def refill(self) -> None:
@@ -189,106 +182,48 @@ class InferenceEngine:
             del column[:k]
         self.base += k
 
+    def advance(self, limit_t: float, limit_p: int, next_id: int) -> tuple[float, int, int]:
+        """Handle every internal event that comes before (``limit_t``, ``limit_p``).
 
-class InferenceHub:
-    """Every inference workload's arrivals and completions, handled by one loop.
-
-    Two heaps of ``(time, priority, engine, replica)`` entries: ``arrivals`` holds each
-    engine's next arrival (replica -1), ``completions`` each busy replica's end of service.
-    One clock alarm sits at the earlier of their heads.
-    """
-
-    def __init__(self, clock: Clock, engines: Sequence[InferenceEngine], horizon_s: float) -> None:
-        self.clock = clock
-        self.engines = list(engines)
-        self.horizon = horizon_s
-        self.next_id = 0
-        self.arrivals = [(e.next_arrival(), e.p_arrive, i, -1) for i, e in enumerate(self.engines)]
-        heapify(self.arrivals)
-        self.completions: list[tuple[float, int, int, int]] = []
-        self.alarm = clock.alarm(self._run, 0)
-        self.reschedule()
-
-    def head(self) -> tuple[float, int, int, int] | None:
-        """The next internal event, if any."""
-        first = self.arrivals[0] if self.arrivals else None
-        if self.completions and (first is None or self.completions[0] < first):
-            return self.completions[0]
-        return first
-
-    def reschedule(self) -> None:
-        """Set the alarm at the next internal event: call after changing an engine from outside."""
-        head = self.head()
-        if head is not None and head[0] < self.horizon:
-            t, prio = head[0], head[1]
-            alarm = self.alarm
-            if alarm.time != t or alarm.priority != prio:
-                alarm.set(t, prio)
-        else:
-            self.alarm.cancel()
-
-    def _run(self) -> None:
-        """Handle internal events until the clock's next entry comes first.
-
-        The current engine's state is held in local variables, loaded when the loop turns to
-        another engine and stored back when it leaves one (the hot path of the whole model).
+        ``next_id`` is the next request id of the site; returns the next event's time and
+        priority and the next request id. The hot path of the whole model: locals only.
         """
-        q = self.clock.entries
-        arrivals, completions = self.arrivals, self.completions
-        if not arrivals:
-            return
-        engines = self.engines
-        horizon = self.horizon
-        next_id = self.next_id
-        # Nothing in this loop adds to the clock's queue: its head is the limit throughout.
-        limit_t, limit_p = (q[0][0], q[0][1]) if q else (INF, 0)
-        if limit_t >= horizon:
-            limit_t, limit_p = horizon, -1
-        cur = -1
-        eng = engines[0]
-        arrived = 0
+        arrival, demand, start, end_, replica, status, ident = (
+            self.arrival,
+            self.demand,
+            self.start,
+            self.end,
+            self.replica,
+            self.status,
+            self.ident,
+        )
+        free, queue, serving, completions = self.free, self.queue, self.serving, self.completions
+        speed, slot, busy, started_s, pending_end_s = (
+            self.speed,
+            self.slot,
+            self.busy,
+            self.started_s,
+            self.pending_end_s,
+        )
+        p_free, p_arrive, max_queue = self.p_free, self.p_arrive, self.max_queue
+        arrived, base = self.arrived, self.base
+        last = base + len(arrival)  # past the last arrival drawn so far
         while True:
-            entry = arrivals[0]
-            if completions and completions[0] < entry:
-                entry = completions[0]
-            t, p, e, r = entry
+            ta = arrival[arrived - base]
+            if completions and completions[0][0] <= ta:
+                t, p = completions[0][0], p_free
+            else:
+                t, p = ta, p_arrive
             if t > limit_t or (t == limit_t and p > limit_p):
                 break
-            if e != cur:
-                if cur >= 0:
-                    eng.arrived = arrived
-                cur = e
-                eng = engines[e]
-                arrived, base = eng.arrived, eng.base
-                last = base + len(eng.arrival)  # past the last arrival drawn so far
-                (
-                    free,
-                    queue,
-                    serving,
-                    speed,
-                    slot,
-                    ident,
-                    arrival,
-                    demand,
-                    start,
-                    end_,
-                    replica,
-                    status,
-                    busy,
-                    started_s,
-                    pending_end_s,
-                    p_free,
-                    max_queue,
-                ) = eng.refs
-            if r < 0:  # an arrival
+            if p == p_arrive:
                 i = arrived
                 arrived += 1
                 if arrived == last:
-                    eng.arrived = arrived
-                    eng.refill()
-                    base = eng.base
+                    self.arrived = arrived
+                    self.refill()
+                    base = self.base
                     last = base + len(arrival)
-                heapreplace(arrivals, (arrival[arrived - base], p, e, -1))
                 k = i - base
                 ident[k] = next_id
                 next_id += 1
@@ -297,13 +232,13 @@ class InferenceHub:
                         queue.append(i)
                     else:
                         status[k] = REJECTED
-                        eng.rejected += 1
+                        self.rejected += 1
                     continue
                 r = heappop(free)
                 s = slot[r]
                 busy[s] += 1
-            else:  # a completion on replica r
-                heappop(completions)
+            else:  # a completion
+                r = heappop(completions)[1]
                 k = serving[r] - base
                 end_[k] = t
                 status[k] = OK
@@ -324,9 +259,61 @@ class InferenceHub:
             replica[k] = r
             started_s[s] += d
             pending_end_s[s] += done
-            heappush(completions, (done, p_free, e, r))
-        if cur >= 0:
-            eng.arrived = arrived
+            heappush(completions, (done, r))
+        self.arrived = arrived
+        return t, p, next_id
+
+
+class InferenceHub:
+    """Every inference engine, moved by one clock alarm and one heap of their next events.
+
+    The heap holds ``(time, priority, engine)`` for each engine's next internal event.
+    """
+
+    def __init__(self, clock: Clock, engines: Sequence[InferenceEngine], horizon_s: float) -> None:
+        self.clock = clock
+        self.engines = list(engines)
+        self.horizon = horizon_s
+        self.next_id = 0
+        self.heap = [(*e.next_event(), i) for i, e in enumerate(self.engines)]
+        heapify(self.heap)
+        self.alarm = clock.alarm(self._run, 0)
+        self.reschedule()
+
+    def wake(self) -> None:
+        """Re-read every engine's next event and reset the alarm (its earlier setting is void).
+
+        For whatever changes an engine from outside: a replica lost or added.
+        """
+        self.heap = [(*e.next_event(), i) for i, e in enumerate(self.engines)]
+        heapify(self.heap)
+        self.reschedule()
+
+    def reschedule(self) -> None:
+        """Set the alarm at the earliest engine's next event (or cancel it)."""
+        heap = self.heap
+        if heap and heap[0][0] < self.horizon:
+            t, prio = heap[0][0], heap[0][1]
+            alarm = self.alarm
+            if alarm.time != t or alarm.priority != prio:
+                alarm.set(t, prio)
+        else:
+            self.alarm.cancel()
+
+    def _run(self) -> None:
+        """Let every engine whose next event comes before the clock's next entry run to it."""
+        q = self.clock.entries
+        limit_t, limit_p = (q[0][0], q[0][1]) if q else (INF, 0)
+        if limit_t >= self.horizon:
+            limit_t, limit_p = self.horizon, -1
+        heap, engines = self.heap, self.engines
+        next_id = self.next_id
+        while heap:
+            t, p, e = heap[0]
+            if t > limit_t or (t == limit_t and p > limit_p):
+                break
+            t, p, next_id = engines[e].advance(limit_t, limit_p, next_id)
+            heapreplace(heap, (t, p, e))
         self.next_id = next_id
         self.reschedule()
 

@@ -153,8 +153,8 @@ class TrainingScheduler:
         if self._decision_due:
             return
         clock = self.clock
-        queue = clock.entries
-        if not queue or queue[0][0] > clock.now:
+        queue = clock._queue
+        if not queue or queue[0][0] > clock._now:
             self._decide()
             return
         self._decision_due = True
