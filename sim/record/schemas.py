@@ -59,7 +59,9 @@ EVENTS = (
 )
 
 REQUESTS = (
-    Column("request_id", pa.int64(), "", "unique within the run, in order of arrival at the site"),
+    Column(
+        "request_id", pa.int64(), "", "unique within the run; within a workload, in arrival order"
+    ),
     Column("workload", DICT, "", "inference workload"),
     Column("arrival_s", pa.float64(), "s", "arrival time", "arrival_ts"),
     Column("start_s", pa.float64(), "s", "start of service; null if never started", "start_ts"),
