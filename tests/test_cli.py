@@ -953,3 +953,19 @@ def test_subprocess_bad_input(write_scenario: Callable[..., Path], tmp_path: Pat
     assert "'warmup'" in proc.stderr
     assert proc.stdout == ""
     assert not (out / "manifest.json").exists()
+
+
+def test_summarize_refuses_a_run_of_another_output_schema(
+    small_run: tuple[Path, Result], tmp_path: Path
+) -> None:
+    """A run directory written by a sim with other output columns is named, not misread."""
+    out, _ = small_run
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("summarize", copy)
+    assert_bad_input(result, "output schema 1", "run the scenario again")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.analysis.summary import summarize, to_frame
 from sim.errors import UserError
+from sim.record.schemas import SCHEMA_VERSION
 from sim.record.writer import MANIFEST
 
 if TYPE_CHECKING:
@@ -38,6 +39,13 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any]:
         raise UserError(
             f"{path}: not a sim run manifest (expected a 'run' object with "
             f"{', '.join(RUN_KEYS)}; missing {', '.join(missing)})"
+        )
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: the run was written with output schema {version}; this sim reads schema "
+            f"{SCHEMA_VERSION} (summaries come from workload_stats.parquet and "
+            "histograms.parquet since schema 2): run the scenario again"
         )
     checked: dict[str, Any] = manifest
     return checked
