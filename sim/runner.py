@@ -22,7 +22,7 @@ from sim.config import Scenario, apply_overrides, check_scenario
 from sim.config import estimate as sizing
 from sim.config.loading import blame_overrides, parse_scenario, read_scenario
 from sim.config.scenario import InferenceWorkload
-from sim.errors import Problem, ScenarioError
+from sim.errors import Problem, ScenarioError, UserError
 from sim.version import __version__
 
 if TYPE_CHECKING:
@@ -291,33 +291,41 @@ def run(
     )
     began = time.perf_counter()
     try:
-        simulate(scn, prepared.inputs, recorder, seed, progress)
-        rows = recorder.close()
+        try:
+            simulate(scn, prepared.inputs, recorder, seed, progress)
+            rows = recorder.close()
+        except BaseException:
+            recorder.abort()
+            raise
+        recorder.commit()
+        meta = run_meta(scn, seed)
+        summary = summarize(lambda name, cols: load_table(run_dir, name, cols), meta)
+        wall = time.perf_counter() - began
+        manifest = {
+            "simulator": "sim",
+            "version": __version__,
+            "schema_version": SCHEMA_VERSION,
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "scenario_file": prepared.source,
+            "overrides": list(prepared.overrides),
+            "seed": seed,
+            "wall_time_s": round(wall, 3),
+            "rows": rows,
+            "simulated": {"requests": recorder.requests_seen, "jobs": rows["jobs"]},
+            "run": meta,
+            "scenario": scn.model_dump(mode="json", by_alias=True),
+        }
+        finish_run_dir(run_dir, rows, summary, manifest)
+    except OSError as exc:
+        if temporary:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        raise UserError(f"{run_dir}: cannot write the run directory ({reason})") from None
     except BaseException:
-        recorder.abort()
         if temporary:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    recorder.commit()
-    meta = run_meta(scn, seed)
-    summary = summarize(lambda name, cols: load_table(run_dir, name, cols), meta)
-    wall = time.perf_counter() - began
-    manifest = {
-        "simulator": "sim",
-        "version": __version__,
-        "schema_version": SCHEMA_VERSION,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "scenario_file": prepared.source,
-        "overrides": list(prepared.overrides),
-        "seed": seed,
-        "wall_time_s": round(wall, 3),
-        "rows": rows,
-        "simulated": {"requests": recorder.requests_seen, "jobs": rows["jobs"]},
-        "run": meta,
-        "scenario": scn.model_dump(mode="json", by_alias=True),
-    }
-    finish_run_dir(run_dir, rows, summary, manifest)
     result = RunResult(
         scenario=scn,
         seed=seed,

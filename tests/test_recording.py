@@ -386,3 +386,61 @@ def test_many_requests_are_written_in_row_groups_each_once(run_text: Callable[..
     assert n == result.frame("workload_timeseries").arrivals.sum()
     np.testing.assert_array_equal(np.sort(request_id), np.arange(n))
     assert (np.diff(ids["arrival_s"].to_numpy()) >= 0).all()
+
+
+def test_intervals_of_a_step_that_is_no_whole_number_of_seconds():
+    """With sample_every = 100 ms, k x 0.1 and t / 0.1 round differently: each served request
+    must still land in the interval (time_s, end_s] its row covers, and the last interval end at
+    the horizon (3 x 0.3 s is 0.8999999999999999 s, not a separate interval before 0.9 s)."""
+    result = sim.run(
+        SCENARIOS / "mmc.toml",
+        overrides=["scenario.sample_every=100ms", "scenario.duration=60s", "scenario.warmup=0s"],
+    )
+    series = result.frame("workload_timeseries")
+    requests = result.frame("requests")
+    served = requests[requests["status"] == "ok"]
+    assert len(series) == 600
+    for row in series.itertuples():
+        lo = -1.0 if row.time_s == 0 else row.time_s
+        ended = served[(served["end_s"] > lo) & (served["end_s"] <= row.end_s)]
+        assert row.served == len(ended), row
+        assert (row.served == 0) == pd.isna(row.latency_p50_s), row
+    short = sim.run(
+        SCENARIOS / "mmc.toml",
+        overrides=["scenario.sample_every=300ms", "scenario.duration=900ms", "scenario.warmup=0s"],
+    ).frame("workload_timeseries")
+    assert short["end_s"].tolist() == [0.3, 0.6, 0.9]
+
+
+def test_a_request_ending_exactly_on_a_boundary_is_filed_where_the_model_closes_it(run_text):
+    """3 x 0.1 s is 0.30000000000000004 s, and 0.30000000000000004 / 0.1 is 3.0000000000000004:
+    a request rejected at exactly that time belongs to interval (0.2, 0.30000000000000004], the
+    third row, which the model closes at that instant with rejected = 1."""
+    result = run_text(
+        """
+[scenario]
+name = "edge"
+duration = "1s"
+sample_every = "100ms"
+
+[[pools]]
+name = "hall"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 1
+
+[[workloads]]
+name = "chat"
+kind = "inference"
+replicas = 1
+max_queue = 0
+arrival = { process = "at", times = [0, 0.30000000000000004] }
+service = { dist = "deterministic", value = "10s" }
+sla = { latency = "5s" }
+"""
+    )
+    series = result.frame("workload_timeseries")
+    row = series.iloc[2]
+    assert row["rejected"] == 1
+    assert row["sla_attainment"] == 0.0
+    assert series["sla_attainment"].notna().sum() == 1

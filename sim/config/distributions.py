@@ -103,8 +103,11 @@ class Weibull(DistributionBase):
     """The scale parameter (a duration > 0)."""
 
     def expected_s(self) -> float:
-        """Scale × Γ(1 + 1/shape)."""
-        return self.scale_s * math.gamma(1 + 1 / self.shape)
+        """Scale × Γ(1 + 1/shape) (infinite where that overflows: a shape near 0)."""
+        try:
+            return self.scale_s * math.gamma(1 + 1 / self.shape)
+        except OverflowError:
+            return math.inf
 
 
 @DISTRIBUTIONS.register("uniform")

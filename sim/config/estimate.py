@@ -303,7 +303,8 @@ def arrivals(arrival: ArrivalBase, horizon_s: float) -> float:
     if isinstance(arrival, Periodic):
         if arrival.offset_s >= horizon_s:
             return 0.0
-        return _cap(math.ceil((horizon_s - arrival.offset_s) / arrival.interval_s))
+        count = (horizon_s - arrival.offset_s) / arrival.interval_s
+        return _cap(math.ceil(count)) if count < COUNT_CAP else COUNT_CAP
     rate = arrival.mean_rate_hz()
     return _cap(rate * horizon_s) if rate is not None else 0.0
 

@@ -24,6 +24,7 @@ from sim.model.rng import RandomStreams
 from sim.model.sampling import make_sampler
 from sim.model.training import JobSource, TrainingScheduler
 from sim.record import codes
+from sim.record.intervals import interval_count
 
 if TYPE_CHECKING:
     from sim.record.recorder import Recorder
@@ -56,19 +57,24 @@ class World:
             self.clock, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
         self.keys = name_ranks([w.name for w in scn.workloads])
+        self.intervals = interval_count(scn.scenario.sample_every_s, self.horizon)
         recorder.event(0.0, codes.RUN_STARTED)
         replicas, problems = place_replicas(scn, self.capacity)
         if problems:
             raise ScenarioError("scenario", problems)
+        # In the order of the workloads' names, so that nothing (not the order of the events
+        # of the placements, not the order of floating-point sums) follows the file's order.
+        by_name = sorted(range(len(scn.workloads)), key=lambda i: self.keys[i])
+        workloads = [(i, scn.workloads[i]) for i in by_name]
         self.engines = [
             self._engine(index, wl, replicas[index])
-            for index, wl in enumerate(scn.workloads)
+            for index, wl in workloads
             if isinstance(wl, InferenceWorkload)
         ]
         self.hub = InferenceHub(self.clock, self.engines, self.horizon)
         self.sources = [
             self._job_source(index, wl)
-            for index, wl in enumerate(scn.workloads)
+            for index, wl in workloads
             if isinstance(wl, TrainingWorkload)
         ]
 
@@ -188,11 +194,11 @@ class World:
         )
         self.recorder.sample(t, site, pool_rows)
 
-    def sample_workloads(self, t: float) -> None:
+    def sample_workloads(self, t: float, interval: int) -> None:
         """Record each inference workload's counters and state at the end of an interval."""
         for e in self.engines:
             self.recorder.workload_sample(
-                t, e.index, e.arrived, e.completed, e.rejected, e.waiting, e.in_service
+                t, interval, e.index, e.arrived, e.completed, e.rejected, e.waiting, e.in_service
             )
 
     def _observe_at(self, t: float, action: Callable[[], None]) -> None:
@@ -212,14 +218,13 @@ class World:
         self._observe_at(t, take)
 
     def _workload_samples_from(self, k: int) -> None:
-        """Close each inference workload's interval ``k`` at its end."""
-        step = self.scn.scenario.sample_every_s
-        t = (k + 1) * step
-        if t >= self.horizon or not self.engines:
+        """Close each inference workload's interval ``k`` at its end (the last at the horizon)."""
+        if k + 1 >= self.intervals or not self.engines:
             return
+        t = (k + 1) * self.scn.scenario.sample_every_s
 
         def take() -> None:
-            self.sample_workloads(t)
+            self.sample_workloads(t, k)
             self._workload_samples_from(k + 1)
 
         self._observe_at(t, take)
@@ -241,7 +246,7 @@ class World:
         self.scheduler.finish(self.horizon)
         self.sample(self.horizon)
         if self.engines:
-            self.sample_workloads(self.horizon)
+            self.sample_workloads(self.horizon, self.intervals - 1)
         self.recorder.event(self.horizon, codes.RUN_ENDED)
         if progress is not None:
             progress(self.horizon)

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.record import codes, histogram
+from sim.record.intervals import interval_count
 from sim.record.schemas import DICT, TABLES, TIMESTAMP, schema
 from sim.record.sink import ParquetSink
 
@@ -218,6 +219,7 @@ class Recorder:
         self.horizon_s = horizon_s
         self.warmup_s = warmup_s
         self.step_s = sample_every_s
+        self.intervals_total = interval_count(sample_every_s, horizon_s)
         self.start = start
         self.levels = list(request_levels) or [("all", 1.0)] * len(self.workloads)
         self.rngs = list(sample_rngs) or [None] * len(self.workloads)
@@ -391,9 +393,16 @@ class Recorder:
 
     # -- the per-workload time series ------------------------------------------------------
     def _interval_of(self, t: np.ndarray) -> np.ndarray:
-        """The interval (start, start + sample_every] that holds each time (0 holds time 0)."""
-        j = np.ceil(t / self.step_s).astype(np.int64) - 1
-        return np.maximum(j, 0)
+        """The interval (k × step, (k + 1) × step] that holds each time (0 holds time 0).
+
+        Boundaries are the products ``k × step`` the model closes intervals at, so a time
+        that equals one falls where the model puts it, whatever the rounding of ``t / step``.
+        """
+        step = self.step_s
+        j = np.ceil(t / step).astype(np.int64) - 1
+        j += (j + 1) * step < t
+        j -= (j >= 0) & (j * step >= t)
+        return np.clip(j, 0, self.intervals_total - 1)
 
     def _interval_blocks(
         self,
@@ -421,6 +430,7 @@ class Recorder:
     def workload_sample(
         self,
         t: float,
+        interval: int,
         workload: int,
         arrived: int,
         completed: int,
@@ -428,13 +438,15 @@ class Recorder:
         waiting: int,
         in_service: int,
     ) -> None:
-        """Close an inference workload's interval at ``t`` with its counters and state."""
+        """Close interval number ``interval`` of an inference workload at ``t``.
+
+        The counters are totals since the start; the state is the workload's at ``t``.
+        """
         state = self.intervals[workload]
         assert state is not None
-        j = int(self._interval_of(np.array([t]))[0]) if t > 0 else 0
         state.closed.append(
             (
-                j,
+                interval,
                 state.start_s,
                 t,
                 arrived - state.arrived,
