@@ -44,7 +44,8 @@ def cli() -> None:
 
     Write a scenario file (see scenarios/ and the README), then `sim run scenario.toml`.
     Each run writes a directory of Parquet files (events, requests, jobs, timeseries,
-    pool_timeseries), summary.json and manifest.json.
+    pool_timeseries, workload_timeseries, workload_stats, histograms), summary.json and
+    manifest.json.
     """
 
 

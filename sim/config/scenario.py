@@ -29,7 +29,7 @@ class ScenarioMeta(Frozen):
     warmup_s: Duration = Field(default=0.0, alias="warmup")
     """Requests and jobs arriving before this are left out of the statistics (a duration)."""
     sample_every_s: Duration = Field(default=60.0, alias="sample_every", gt=0)
-    """Interval of the facility time series (a duration)."""
+    """Interval of the site, pool and per-workload time series (a duration)."""
     start: datetime | None = None
     """Calendar time of the scenario start (UTC unless an offset is given); adds timestamp
     columns beside the time columns of the outputs."""
@@ -148,7 +148,8 @@ class TrainingWorkload(Frozen):
     arrival: Arrival
     """When jobs are submitted."""
     gpus: int = Field(ge=1)
-    """GPUs each job needs, all at once, within one pool (spanning nodes)."""
+    """GPUs each job needs, all at once, within one pool: within one node if it fits in one,
+    else on as few nodes as possible."""
     duration: Distribution
     """Run time of a job on H100-SXM GPUs; divided by the pool's GPU speed."""
     pool: str | None = None

@@ -36,9 +36,7 @@ FREE, SITE, ARRIVE, DECIDE, OBSERVE = range(2, 7)
 Entry = tuple[float, int, int, Any]
 """A queue entry: (time, priority, sequence number, what): a SimPy event, a callable, or an
 (alarm, generation) pair."""
-PHASE_NAMES = {FREE: "free", SITE: "site", ARRIVE: "arrive", DECIDE: "decide", OBSERVE: "observe"}
 KEY_BITS = 24
-MAX_KEY = (1 << KEY_BITS) - 1
 
 
 def priority(phase: int, key: int = 0) -> int:

@@ -1,4 +1,4 @@
-"""Inference serving: one FIFO queue per workload; every workload moved by one shared loop.
+"""Inference serving: one FIFO queue per workload; every workload woken by one shared alarm.
 
 Requests are plain records in column lists, never SimPy processes or Resources. Each
 ``InferenceEngine`` (one per workload) holds its queue, its replicas' completions (a heap) and
@@ -302,8 +302,7 @@ class InferenceHub:
 
     def _run(self) -> None:
         """Let every engine whose next event comes before the clock's next entry run to it."""
-        q = self.clock.entries
-        limit_t, limit_p = (q[0][0], q[0][1]) if q else (INF, 0)
+        limit_t, limit_p = self.clock.head()
         if limit_t >= self.horizon:
             limit_t, limit_p = self.horizon, -1
         heap, engines = self.heap, self.engines

@@ -126,10 +126,6 @@ class Placement:
     nodes: list[tuple[int, int]]
     gpus: int
 
-    def describe(self) -> str:
-        """The nodes as text, e.g. ``'node 3 x8, node 4 x8'``."""
-        return ", ".join(f"node {n} x{c}" for n, c in self.nodes)
-
 
 class Capacity:
     """The one place that says whether work can start, and where.

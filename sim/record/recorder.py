@@ -36,9 +36,6 @@ INF = float("inf")
 MEASURES = ("latency", "job_wait")
 """The histograms kept per workload (``histograms.parquet``)."""
 
-REQUEST_LEVELS = ("all", "sample", "none")
-"""How many rows of an inference workload's requests go to ``requests.parquet``."""
-
 
 def _dict_array(codes_: Any, names: Sequence[str]) -> pa.Array:
     """A dictionary-encoded string array from integer codes (negative codes are null)."""

@@ -175,7 +175,12 @@ WORKLOAD_STATS = (
     Column("requests_served", pa.int64(), "", "of which served (status ok)"),
     Column("requests_rejected", pa.int64(), "", "of which rejected"),
     Column("requests_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
-    Column("requests_recorded", pa.int64(), "", "rows of requests.parquet (all arrivals)"),
+    Column(
+        "requests_recorded",
+        pa.int64(),
+        "",
+        "rows written to requests.parquet (warm-up included; all, a sample or none)",
+    ),
     Column("sla_decided", pa.int64(), "", "requests whose sla_met is true or false"),
     Column("sla_met", pa.int64(), "", "requests whose sla_met is true"),
     Column("wait_count", pa.int64(), "", "requests that started service"),
