@@ -382,3 +382,14 @@ def test_prepared_carries_the_estimate(tmp_path: Path) -> None:
     prepared = prepare(write(tmp_path, SMALL))
     assert isinstance(prepared.estimate, Estimate)
     assert prepared.estimate.requests == {"chat": pytest.approx(1800)}
+
+
+def test_the_estimates_facts_of_the_code_match_the_code() -> None:
+    """The config layer cannot import the model or the recorder, so the estimate repeats a few
+    of their sizes: they must not drift apart."""
+    from sim.model.arrivals import LARGEST_CHUNK
+    from sim.model.inference import FLUSH_ROWS
+    from sim.record.sink import ROW_GROUP_ROWS
+
+    assert est_mod.ROW_GROUP_ROWS == ROW_GROUP_ROWS
+    assert est_mod.PENDING_ROWS == LARGEST_CHUNK + FLUSH_ROWS
