@@ -119,8 +119,10 @@ class InferenceEngine:
 
     def busy_gpu_s(self, slot: int, t: float) -> float:
         """Busy GPU-seconds of this workload in pool slot ``slot`` from 0 to ``t``."""
-        ahead = self.pending_end_s[slot] - t * self.busy[slot]
-        return (self.started_s[slot] - ahead) * self.gpus
+        # Both sums are of non-negative terms; rounding (a request that starts at ``t`` gives
+        # d - ((t + d) - t)) must not make either negative.
+        ahead = max(self.pending_end_s[slot] - t * self.busy[slot], 0.0)
+        return max(self.started_s[slot] - ahead, 0.0) * self.gpus
 
     @property
     def completed(self) -> int:
@@ -247,6 +249,8 @@ class InferenceEngine:
                 if not queue:
                     serving[r] = -1
                     busy[s] -= 1
+                    if not busy[s]:
+                        pending_end_s[s] = 0.0  # exactly: no rounding left over
                     heappush(free, r)
                     continue
                 i = queue.popleft()
