@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 POOL_8xH100 = """
@@ -382,3 +383,52 @@ def test_a_sample_shows_the_state_after_everything_at_its_instant(run_text):
         (240, 1, 0, 1, 0, 6, 6),
         (300, 0, 0, 0, 0, 0, 2),
     ]
+
+
+def test_busy_hours_stay_exact_when_a_request_starts_at_a_sample_time(run_text):
+    """A request arriving at exactly a sample time (7 s) has served 0 s of its d at that sample,
+    which the start-of-service account computes as d - ((7 + d) - 7): rounding must not make the
+    busy GPU-hours negative or let them fall (found by the slow invariant test)."""
+    result = run_text(
+        """
+[scenario]
+name = "edge"
+seed = 1
+duration = "300s"
+sample_every = "7s"
+
+[[pools]]
+name = "p0"
+gpu_type = "A100-80GB"
+nodes = 1
+gpus_per_node = 1
+
+[[pools]]
+name = "p1"
+gpu_type = "A100-80GB"
+nodes = 1
+gpus_per_node = 4
+
+[[pools]]
+name = "p2"
+gpu_type = "A100-80GB"
+nodes = 1
+gpus_per_node = 4
+
+[[workloads]]
+name = "inf0"
+kind = "inference"
+replicas = 2
+gpus_per_replica = 3
+arrival = { process = "deterministic", interval = "1s" }
+service = { dist = "lognormal", mean = "375ms", sd = "1s" }
+"""
+    )
+    pools = result.frame("pool_timeseries")
+    series = [result.frame("timeseries")] + [
+        rows for _, rows in pools.groupby("pool", observed=True)
+    ]
+    for rows in series:
+        busy = rows["gpu_busy_hours"].to_numpy()
+        assert (busy >= 0).all()
+        assert (np.diff(busy) >= -1e-12 * busy[1:]).all()  # rounding, relative to the total
