@@ -153,7 +153,7 @@ def prepare(
     from sim.inputs import read_inputs
     from sim.model.placement import check_model
 
-    checked = check_scenario(scn)
+    checked = check_scenario(scn, size)
     problems, warnings = list(checked.problems), list(checked.warnings)
     if checked.references_resolve:
         model = check_model(scn)

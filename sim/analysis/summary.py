@@ -58,11 +58,6 @@ def _window_delta(
     return {c: float(series[c].iloc[j] - series[c].iloc[i]) for c in columns}
 
 
-def _floats(series: pd.Series) -> np.ndarray:
-    """A column as float64 with NaN for nulls."""
-    return series.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def _is(series: pd.Series, value: str) -> np.ndarray:
     """Where a (categorical or string) column equals ``value``."""
     return np.asarray(series == value, dtype=bool)

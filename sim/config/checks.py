@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sim.config.catalogue import GpuType
-from sim.config.estimate import biggest, estimate, format_seconds, scaling_keys
+from sim.config.estimate import Estimate, biggest, estimate, format_seconds, scaling_keys
 from sim.config.scenario import InferenceWorkload, Pool, Scenario, TrainingWorkload
 from sim.errors import Problem
 from sim.registry import nearest
@@ -40,11 +40,12 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
     return f"{msg}; did you mean {hint!r}?" if hint else f"{msg}; known: {', '.join(known)}"
 
 
-def check_scenario(scn: Scenario) -> CheckResult:
+def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
     """Check the relations between the sections of ``scn``.
 
     Each check runs whenever what it needs is sound: a workload's memory is checked when its
-    own pools and their GPU types exist, whatever else is wrong in the file.
+    own pools and their GPU types exist, whatever else is wrong in the file. ``size`` is the
+    run's estimate if the caller has it already.
     """
     result = CheckResult()
     problems = result.problems
@@ -106,7 +107,7 @@ def check_scenario(scn: Scenario) -> CheckResult:
             _check_replica_memory(workload, candidates, result)
         else:
             _check_job_memory(workload, candidates, result)
-    _check_size(scn, result)
+    _check_size(scn, result, size if size is not None else estimate(scn))
     return result
 
 
@@ -174,14 +175,13 @@ LONG_RUN_S = 3600.0
 """Estimated CPU time above which a run is worth a warning (it runs, but for a long while)."""
 
 
-def _check_size(scn: Scenario, result: CheckResult) -> None:
+def _check_size(scn: Scenario, result: CheckResult, est: Estimate) -> None:
     """Warn about runs that will take over an hour, naming what takes the time.
 
     The estimate (``sim.config.estimate``) uses constants measured by benchmarks/calibrate.py;
     runs that cannot fit the machine's memory or disk are refused before these checks, by
     ``sim.runner.prepare``.
     """
-    est = estimate(scn)
     part = biggest(est.time)
     if est.cpu_s <= LONG_RUN_S or part is None:
         return

@@ -150,6 +150,7 @@ class Clock(simpy.Environment):
         fire = self._fire
         while q and q[0][0] < horizon:
             self._now, _, _, item = heappop(q)
+            # ``_fire``'s two commonest cases, inlined: this loop runs for every entry.
             kind = type(item)
             if kind is tuple:
                 alarm, generation = item

@@ -269,7 +269,6 @@ class JobSource:
         self.clock = clock
         self.scheduler = scheduler
         self.index = index
-        self.key = key
         self.priority = workload.priority
         self.demand = demand
         self.stream = stream

@@ -24,6 +24,11 @@ BUCKETS = 2 + math.ceil(math.log(LARGEST_S / SMALLEST_S) / _LOG_GROWTH)
 """Number of buckets (1,747)."""
 
 
+def empty() -> np.ndarray:
+    """A histogram with no values: a count per bucket (int64)."""
+    return np.zeros(BUCKETS, dtype=np.int64)
+
+
 def bucket_of(values: np.ndarray) -> np.ndarray:
     """The bucket of each value (int64; NaN must have been removed)."""
     with np.errstate(divide="ignore", invalid="ignore"):

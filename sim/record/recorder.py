@@ -151,9 +151,7 @@ class RequestTally:
     waited: int = 0
     latency_count: int = 0
     latency_sum: float = 0.0
-    latency_hist: np.ndarray = field(
-        default_factory=lambda: np.zeros(histogram.BUCKETS, dtype=np.int64)
-    )
+    latency_hist: np.ndarray = field(default_factory=histogram.empty)
 
 
 @dataclass
@@ -167,9 +165,7 @@ class JobTally:
     unfinished: int = 0
     wait_sum: float = 0.0
     gpu_s: float = 0.0
-    wait_hist: np.ndarray = field(
-        default_factory=lambda: np.zeros(histogram.BUCKETS, dtype=np.int64)
-    )
+    wait_hist: np.ndarray = field(default_factory=histogram.empty)
 
 
 @dataclass
@@ -244,7 +240,6 @@ class Recorder:
         self.request_tally = [RequestTally() for _ in self.workloads]
         self.job_tally = [JobTally() for _ in self.workloads]
         self.intervals = [IntervalState() if is_inference else None for is_inference in inference]
-        self.closed = False
         self.requests_seen = 0
         """Requests recorded so far, whatever the level (rows written or not)."""
 
@@ -679,7 +674,6 @@ class Recorder:
         self._aggregate_tables()
         for sink in self.sinks.values():
             sink.close()
-        self.closed = True
         return {name: sink.rows for name, sink in self.sinks.items()}
 
     def commit(self) -> list[Path]:
