@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 SCENARIO_NAME_PATTERN = r"^[a-z0-9_-]+$"
@@ -40,3 +41,16 @@ class Frozen(BaseModel):
         serialize_by_alias=True,
         use_attribute_docstrings=True,
     )
+
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def resolve_data_path(path: Path, info: ValidationInfo) -> Path:
+    """A data file's path, relative to the scenario file's folder; must be CSV or Parquet."""
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    if path.suffix.lower() not in DATA_SUFFIXES:
+        raise ValueError(f"expected a .csv or .parquet file, got {str(path)!r}")
+    return path

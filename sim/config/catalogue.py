@@ -37,6 +37,14 @@ class GpuType(Frozen):
     """Board power when fully busy (W)."""
     speed: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     """Throughput relative to H100-SXM (1.0): work takes ``duration / speed``."""
+    min_power_w: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """Lowest power limit the card accepts (W); half of ``peak_w`` when left out."""
+
+    @property
+    def min_cap_w(self) -> float:
+        """The lowest power cap: ``min_power_w``, else half the peak (never below idle)."""
+        floor = self.min_power_w if self.min_power_w is not None else self.peak_w / 2
+        return max(floor, self.idle_w)
 
 
 BUILTIN_GPU_TYPES: dict[str, GpuType] = {

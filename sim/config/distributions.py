@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from sim.config.base import Frozen
+from sim.config.base import Frozen, resolve_data_path
 from sim.config.units import Duration
 from sim.registry import Registry
 
@@ -146,12 +146,7 @@ class Empirical(DistributionBase):
     @field_validator("path")
     @classmethod
     def _resolve(cls, path: Path, info: ValidationInfo) -> Path:
-        base = (info.context or {}).get("base_dir")
-        if base is not None and not path.is_absolute():
-            path = Path(base) / path
-        if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
-            raise ValueError(f"expected a .csv or .parquet file, got {str(path)!r}")
-        return path
+        return resolve_data_path(path, info)
 
 
 if TYPE_CHECKING:

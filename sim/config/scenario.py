@@ -11,6 +11,7 @@ from sim.config.arrivals import Arrival
 from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
 from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
 from sim.config.distributions import Distribution
+from sim.config.facility import Facility
 from sim.config.units import Duration
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -44,15 +45,6 @@ class ScenarioMeta(Frozen):
         return value.astimezone(UTC)
 
 
-class Facility(Frozen):
-    """The ``[facility]`` table: the site's grid connection and cooling overhead."""
-
-    pue: float = Field(default=1.3, ge=1.0, allow_inf_nan=False)
-    """Power usage effectiveness: facility power = IT power × pue."""
-    grid_mw: PositiveFloat | None = None
-    """Grid interconnect limit (MW); recorded as ``power_limit_kw`` (not yet enforced)."""
-
-
 class Pool(Frozen):
     """A ``[[pools]]`` entry: a hall of identical GPU nodes."""
 
@@ -66,6 +58,10 @@ class Pool(Frozen):
     """GPUs in each node."""
     node_overhead_w: NonNegativeFloat = 0.0
     """Power of each node besides its GPUs: CPUs, fans, network (W)."""
+    power_cap_w: PositiveFloat | None = None
+    """Power limit of each GPU (W), between its type's ``min_power_w`` and ``peak_w``: a busy
+    GPU draws at most this and runs slower (README, "Power caps"). The type's peak when left
+    out."""
 
     @property
     def gpus(self) -> int:
@@ -172,6 +168,9 @@ class Scheduler(Frozen):
 
     policy: str = "fifo"
     """Queue policy for training jobs: ``"fifo"`` or ``"priority"``."""
+    power_policy: str = "lowest-priority-first"
+    """Which running training jobs the power ladder suspends first (README, "The power
+    ladder"): ``"lowest-priority-first"``, ``"newest-first"`` or ``"largest-first"``."""
 
 
 class Scenario(Frozen):
