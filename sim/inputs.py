@@ -1,41 +1,87 @@
-"""External data a scenario refers to (empirical distributions), read and checked before a run.
+"""External data a scenario refers to, read and checked before a run.
 
-A missing or unreadable file, a missing column or a bad row is a problem naming the key path
-(``workloads.ft.duration.path``), the data file and the line. Reading needs pyarrow, not pandas.
+Two kinds: empirical distributions (``read_empirical``: a column of durations) and time series
+of site conditions (``read_series``: ambient temperature, prices, other load, held constant from
+each point to the next). A missing or unreadable file, a missing column or a bad row is a
+problem naming the key path (``workloads.ft.duration.path``, ``facility.price.value_column``),
+the data file and the line. Reading needs pyarrow, not pandas.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sim.config.distributions import Empirical
+from sim.config.facility import SeriesFile
 from sim.config.scenario import InferenceWorkload, Scenario
-from sim.config.units import UNIT_SECONDS
+from sim.config.units import UNIT_SECONDS, format_duration
 from sim.errors import Problem
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """A time series, held constant from each point to the next.
+
+    ``times_s`` are seconds since the scenario start, strictly increasing; ``values[i]`` holds
+    from ``times_s[i]`` to ``times_s[i + 1]``, and the last value for ``step_s`` (the median
+    spacing of the points). Points before 0 or past the horizon are kept. Both arrays are
+    float64 and read-only.
+    """
+
+    times_s: np.ndarray
+    values: np.ndarray
+
+    @property
+    def step_s(self) -> float:
+        """How long the last value holds: the median spacing (infinite for a single point)."""
+        return _median_step(self.times_s)
 
 
 @dataclass
 class Inputs:
-    """Data loaded for a run: empirical samples in seconds, keyed by (path, column, unit)."""
+    """Data loaded for a run.
+
+    Empirical samples in seconds, keyed by (path, column, unit); series keyed by (path,
+    time column, value column).
+    """
 
     samples: dict[tuple[Path, str | None, str], np.ndarray] = field(default_factory=dict)
+    series: dict[tuple[Path, str, str], Series] = field(default_factory=dict)
 
     def empirical(self, spec: Empirical) -> np.ndarray:
         """The values (seconds) of an empirical distribution."""
         return self.samples[(spec.path, spec.column, spec.unit)]
 
+    def series_of(self, spec: SeriesFile) -> Series:
+        """The series read for a ``kind = "series"`` spec."""
+        return self.series[(spec.path, spec.time_column, spec.value_column)]
+
 
 class DataFileError(ValueError):
-    """A data file that cannot be used, and the key of its spec to blame (path or column)."""
+    """A data file that cannot be used, and the key of its spec to blame.
 
-    def __init__(self, key: str, message: str) -> None:
+    ``key`` is a sub-key of the spec (``path``, ``column``, ``time_column``, ``value_column``);
+    ``related`` names scenario-wide keys the problem also depends on (``scenario.duration``).
+    """
+
+    def __init__(self, key: str, message: str, related: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.key = key
+        self.related = related
+
+
+class NeedsStart(DataFileError):
+    """A series with timestamps in a scenario without ``scenario.start``: blame the start."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("time_column", message)
 
 
 def _read_table(path: Path) -> Any:
@@ -44,7 +90,21 @@ def _read_table(path: Path) -> Any:
 
     if path.suffix.lower() == ".csv":
         return pacsv.read_csv(path)
-    return pq.read_table(path)
+    if path.is_dir():  # a partitioned data set
+        return pq.read_table(path)
+    # Not pq.read_table: for a single file it goes through the data set API, which loads pandas.
+    with pq.ParquetFile(path) as file:
+        return file.read()
+
+
+def _open_table(path: Path) -> Any:
+    """The whole table of a CSV or Parquet file; DataFileError (at ``path``) if it can't."""
+    if not path.exists():
+        raise DataFileError("path", f"data file {str(path)!r} does not exist")
+    try:
+        return _read_table(path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise DataFileError("path", f"cannot read data file {str(path)!r}: {exc}") from None
 
 
 def _as_seconds(values: list[Any]) -> tuple[list[float], list[tuple[int, Any]]]:
@@ -68,12 +128,7 @@ def read_empirical(spec: Empirical) -> np.ndarray:
     import pyarrow as pa
 
     path = spec.path
-    if not path.exists():
-        raise DataFileError("path", f"data file {str(path)!r} does not exist")
-    try:
-        table = _read_table(path)
-    except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise DataFileError("path", f"cannot read data file {str(path)!r}: {exc}") from None
+    table = _open_table(path)
     names = table.column_names
     column = spec.column
     if column is None:
@@ -111,8 +166,344 @@ def read_empirical(spec: Empirical) -> np.ndarray:
     return np.asarray(numbers, dtype=np.float64) * scale
 
 
+# ---------------------------------------------------------------------------------------------
+# Time series
+
+_UNITS_PER_S = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMPS = "timestamps (like 2024-06-01 00:15:00, optionally with a UTC offset)"
+_SECONDS = "numbers (seconds since the scenario start)"
+
+
+def _median_step(times_s: np.ndarray) -> float:
+    if len(times_s) < 2:
+        return math.inf
+    return float(np.median(np.diff(times_s)))
+
+
+class _Rows:
+    """Names rows for messages: ``line N`` of a CSV (the header is line 1), ``row N`` of Parquet.
+
+    A CSV's line numbers account for the blank lines the reader skips (read only when needed).
+    """
+
+    def __init__(self, path: Path, n_rows: int) -> None:
+        self.path = path
+        self.n_rows = n_rows
+        self.csv = path.suffix.lower() == ".csv"
+        self._lines: list[int] | None = None
+
+    def __call__(self, i: int) -> str:
+        if not self.csv:
+            return f"row {i + 1}"
+        if self._lines is None:
+            text = self.path.read_bytes().split(b"\n")
+            lines = [n + 1 for n, line in enumerate(text) if line not in (b"", b"\r")]
+            # A quoted field spanning lines breaks the count: fall back to one line per row.
+            self._lines = lines if len(lines) == self.n_rows + 1 else []
+        return f"line {self._lines[i + 1] if self._lines else i + 2}"
+
+
+def _csv_texts(path: Path, column: str) -> list[str]:
+    """A CSV column as its text, cell by cell (empty cells as ``''``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    options = pacsv.ConvertOptions(
+        include_columns=[column], column_types={column: pa.string()}, strings_can_be_null=False
+    )
+    texts: list[str] = pacsv.read_csv(path, convert_options=options).column(column).to_pylist()
+    return texts
+
+
+def _numpy(arr: Any, dtype: type[np.generic]) -> np.ndarray:
+    """A null-free Arrow array of fixed-width ``dtype`` as a (read-only) numpy view.
+
+    Not ``Array.to_numpy``: it loads pandas, which the model's run must not need.
+    """
+    values = np.frombuffer(arr.buffers()[1], dtype=dtype)
+    return values[arr.offset : arr.offset + len(arr)]
+
+
+def _floats(arr: Any) -> np.ndarray:
+    """A numeric Arrow array as float64, NaN where null."""
+    import pyarrow as pa
+
+    floats = arr.cast(pa.float64())
+    if floats.null_count:
+        floats = floats.fill_null(math.nan)
+    return _numpy(floats, np.float64)
+
+
+def _number(text: str) -> float | None:
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+def _stamp_text(value: int, unit: str) -> str:
+    """An Arrow timestamp integer as calendar text (UTC)."""
+    per_s = _UNITS_PER_S[unit]
+    whole, rest = divmod(value, per_s)
+    try:
+        stamp = _EPOCH + timedelta(seconds=whole, microseconds=rest * 10**6 // per_s)
+    except OverflowError:
+        return f"{value} {unit} since 1970"
+    return stamp.replace(tzinfo=None).isoformat(" ")
+
+
+class _Column:
+    """One column of a series file, with what messages need to name it and its rows."""
+
+    def __init__(self, path: Path, name: str, key: str, arr: Any, rows: _Rows) -> None:
+        self.path = path
+        self.name = name
+        self.key = key
+        self.arr = arr
+        self.rows = rows
+
+    @property
+    def where(self) -> str:
+        return f"column {self.name!r} of {str(self.path)!r}"
+
+    def texts(self) -> list[Any]:
+        """The cells as the file holds them: the text of a CSV, Python values of Parquet."""
+        import pyarrow as pa
+
+        if self.rows.csv:
+            return _csv_texts(self.path, self.name)
+        if pa.types.is_timestamp(self.arr.type):  # only nulls are bad; avoid ns scalars
+            return [None] * len(self.arr)
+        cells: list[Any] = self.arr.to_pylist()
+        return cells
+
+    def reject(self, bad: np.ndarray, cells: Sequence[Any], what: str) -> DataFileError:
+        """The error for the rows where ``bad`` is set: up to 3 of them, and the count."""
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(f"{self.rows(int(i))}: {cells[int(i)]!r}" for i in rows[:3])
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        return DataFileError(
+            self.key, f"{self.where} has {len(rows)} value(s) that are not {what}: {shown}{more}"
+        )
+
+    def wrong_type(self, what: str) -> DataFileError:
+        return DataFileError(self.key, f"{self.where} holds {self.arr.type}: expected {what}")
+
+
+def _needs_start(col: _Column, example: str, row: int) -> NeedsStart:
+    return NeedsStart(
+        f"{col.where} holds timestamps ({example!r} on {col.rows(row)}): set scenario.start "
+        f"(the calendar time of the run's time 0), or give the times as seconds since the start"
+    )
+
+
+def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]:
+    """Seconds since ``start`` of each row, and whether the column holds timestamps."""
+    import pyarrow as pa
+
+    arr = col.arr
+    kind = arr.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        seconds = _floats(arr)
+        bad = ~np.isfinite(seconds)
+        if bad.any():
+            raise col.reject(bad, col.texts(), _SECONDS)
+        return seconds, False
+    if pa.types.is_timestamp(kind):
+        nulls = None
+        ints = arr.cast(pa.int64())
+        if arr.null_count:
+            nulls = _numpy(arr.is_null().cast(pa.int8()), np.int8).astype(bool)
+            if nulls.all():
+                raise col.reject(nulls, col.texts(), _TIMESTAMPS)
+            ints = ints.fill_null(0)
+        values = _numpy(ints, np.int64)
+        if start is None:
+            first = int(np.argmin(nulls)) if nulls is not None else 0
+            example = _stamp_text(int(values[first]), kind.unit) + (" UTC" if kind.tz else "")
+            raise _needs_start(col, example, first)
+        if nulls is not None:
+            raise col.reject(nulls, col.texts(), _TIMESTAMPS)
+        per_s = _UNITS_PER_S[kind.unit]
+        origin, rest = divmod((start - _EPOCH) // timedelta(microseconds=1) * per_s, 10**6)
+        seconds = (values - np.int64(origin)).astype(np.float64) / per_s
+        if rest:
+            seconds -= rest / 10**6 / per_s
+        return seconds, True
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise col.wrong_type(f"{_TIMESTAMPS} or {_SECONDS}")
+    return _parse_times(col, col.texts(), start)
+
+
+def _parse_times(col: _Column, cells: list[Any], start: datetime | None) -> tuple[np.ndarray, bool]:
+    """Times from text: numbers of seconds or timestamps, whichever most rows hold."""
+    n = len(cells)
+    numbers = np.full(n, math.nan)
+    stamps: list[datetime | None] = [None] * n
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, str):
+            continue
+        text = cell.strip()
+        x = _number(text)
+        if x is not None:
+            numbers[i] = x
+        else:
+            stamps[i] = _timestamp(text)
+    n_stamps = sum(s is not None for s in stamps)
+    if n_stamps <= int(np.isfinite(numbers).sum()):
+        bad = ~np.isfinite(numbers)
+        if bad.any():
+            raise col.reject(bad, cells, _SECONDS)
+        return numbers, False
+    if start is None:
+        first = next(i for i, s in enumerate(stamps) if s is not None)
+        raise _needs_start(col, str(cells[first]).strip(), first)
+    bad = np.array([s is None for s in stamps])
+    if bad.any():
+        raise col.reject(bad, cells, _TIMESTAMPS)
+    seconds = np.array([(s - start).total_seconds() for s in stamps if s is not None])
+    return seconds, True
+
+
+def _read_values(col: _Column) -> np.ndarray:
+    """The values as float64: finite numbers (numeric text accepted)."""
+    import pyarrow as pa
+
+    kind = col.arr.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = _floats(col.arr)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise col.reject(bad, col.texts(), "finite numbers")
+        return values
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise col.wrong_type("numbers")
+    cells = col.texts()
+    values = np.array(
+        [_number(c.strip()) if isinstance(c, str) else None for c in cells], dtype=np.float64
+    )
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise col.reject(bad, cells, "finite numbers")
+    return values
+
+
+def _clock(start: datetime | None) -> Callable[[float], str]:
+    """How a time (seconds since the start) is shown: calendar time with a start, else seconds."""
+
+    def show(t: float) -> str:
+        if start is not None and math.isfinite(t):
+            try:
+                return (start + timedelta(seconds=t)).replace(tzinfo=None).isoformat(" ") + " UTC"
+            except OverflowError:
+                pass
+        return f"{t:.15g} s"
+
+    return show
+
+
+def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> Series:
+    """Read a series file; raise DataFileError (NeedsStart for timestamps without a start).
+
+    Times are seconds since ``start``: timestamp columns (Parquet timestamps, or CSV text such
+    as ``2024-06-01 00:15:00`` or ISO 8601 with an offset; UTC without one) need ``start``,
+    numeric columns are seconds already. Rows are sorted by time; repeated times are an error.
+    The series must cover ``[0, horizon_s)``: its first time at or before 0, its last time plus
+    one step (the median spacing) at or after ``horizon_s``. The error's ``key`` is the spec's
+    sub-key to blame: ``path``, ``time_column`` or ``value_column``.
+    """
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    path = spec.path
+    table = _open_table(path)
+    names = table.column_names
+    for key, name in (("time_column", spec.time_column), ("value_column", spec.value_column)):
+        if name not in names:
+            raise DataFileError(
+                key, f"data file {str(path)!r} has no column {name!r} (it has {names})"
+            )
+    n = table.num_rows
+    if n == 0:
+        raise DataFileError("path", f"data file {str(path)!r} has no rows")
+    rows = _Rows(path, n)
+    time_col = _Column(
+        path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
+    )
+    times, stamped = _read_times(time_col, start)
+    value_col = _Column(
+        path,
+        spec.value_column,
+        "value_column",
+        table.column(spec.value_column).combine_chunks(),
+        rows,
+    )
+    values = _read_values(value_col)
+    show = _clock(start)
+
+    order = np.argsort(times, kind="stable")
+    ordered = times[order]
+    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(repeats):
+        pairs = ", ".join(
+            f"{rows(int(order[j]))} and {rows(int(order[j + 1]))} ({show(float(ordered[j]))})"
+            for j in repeats[:3]
+        )
+        more = f" and {len(repeats) - 3} more" if len(repeats) > 3 else ""
+        raise DataFileError(
+            "time_column", f"{time_col.where} has {len(repeats)} repeated time(s): {pairs}{more}"
+        )
+    times, values = ordered, values[order]
+
+    step = _median_step(times)
+    span = f"the run spans {show(0.0)} to {show(horizon_s)} ({format_duration(horizon_s)})"
+    related = ("scenario.start",) if stamped else ()
+    if times[0] > 0:
+        raise DataFileError(
+            "path",
+            f"{str(path)!r} does not cover the start of the run: its first time is "
+            f"{show(float(times[0]))}; {span}",
+            related=related,
+        )
+    if times[-1] + step < horizon_s:
+        raise DataFileError(
+            "path",
+            f"{str(path)!r} does not cover the end of the run: its last time "
+            f"{show(float(times[-1]))} holds for one step ({format_duration(step)}, the median "
+            f"spacing) to {show(float(times[-1] + step))}; {span}",
+            related=(*related, "scenario.duration"),
+        )
+    times.setflags(write=False)
+    values.setflags(write=False)
+    return Series(times_s=times, values=values)
+
+
+def _series_specs(scn: Scenario) -> list[tuple[str, SeriesFile]]:
+    """The scenario's series, each with its key path."""
+    facility = scn.facility
+    specs = [
+        ("facility.ambient", facility.ambient),
+        ("facility.price", facility.price),
+        ("facility.other_load_mw", facility.other_load_mw),
+    ]
+    return [(key, spec) for key, spec in specs if isinstance(spec, SeriesFile)]
+
+
 def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
-    """Read every data file ``scn`` refers to; return what was read and every problem."""
+    """Read every data file ``scn`` refers to; return what was read and every problem.
+
+    Each distinct file (with its columns) is read once; a series' problems are reported at its
+    key (``facility.price.value_column``), and a missing start at ``scenario.start``.
+    """
     inputs = Inputs()
     problems: list[Problem] = []
     for wl in scn.workloads:
@@ -130,4 +521,25 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
             inputs.samples[ident] = read_empirical(spec)
         except DataFileError as exc:
             problems.append(Problem(f"workloads.{wl.name}.{key}.{exc.key}", str(exc)))
+    failed: dict[tuple[Path, str, str], DataFileError] = {}
+    for key, series in _series_specs(scn):
+        sid = (series.path, series.time_column, series.value_column)
+        if sid not in inputs.series and sid not in failed:
+            try:
+                inputs.series[sid] = read_series(
+                    series, scn.scenario.start, scn.scenario.duration_s
+                )
+            except DataFileError as exc:
+                failed[sid] = exc
+        error = failed.get(sid)
+        if isinstance(error, NeedsStart):
+            problems.append(
+                Problem(
+                    "scenario.start",
+                    f"{key} needs it: {error}",
+                    related=(key, f"{key}.path", f"{key}.time_column"),
+                )
+            )
+        elif error is not None:
+            problems.append(Problem(f"{key}.{error.key}", str(error), related=error.related))
     return inputs, problems

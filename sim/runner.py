@@ -134,8 +134,8 @@ def prepare(
     a run that cannot fit is refused before anything is built: more memory than this machine
     has available, a run directory larger than the free disk of ``out_dir``'s file system
     (default ``outputs/<name>/seed=<seed>``), or more nodes, GPUs or replicas than sim takes.
-    Then, together, how the sections fit, the scheduler policy, the replicas' placement and
-    the data files. Raises ScenarioError listing every problem of the stage that failed, each
+    Then, together, how the sections fit, the scheduler policies, the replicas' placement and
+    the data files; last, that the facility's limit never falls below the site's idle draw. Raises ScenarioError listing every problem of the stage that failed, each
     with its key path (``source`` names a Scenario object's file).
     """
     overrides = tuple(overrides)
@@ -161,6 +161,10 @@ def prepare(
         warnings += model.warnings
     inputs, input_problems = read_inputs(scn)
     problems += input_problems
+    if not problems:
+        from sim.model.site import build_timeline, floor_problems
+
+        problems += floor_problems(scn, build_timeline(scn, inputs))
     if problems:
         raise ScenarioError(source, blame_overrides(problems, overrides))
     return Prepared(

@@ -89,6 +89,17 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
                     + " (add it under [[gpu_types]])",
                 )
             )
+        elif pool.power_cap_w is not None:
+            gpu = catalogue[pool.gpu_type]
+            if not gpu.min_cap_w <= pool.power_cap_w <= gpu.peak_w:
+                problems.append(
+                    Problem(
+                        f"pools.{pool.name}.power_cap_w",
+                        f"must be between the {gpu.name}'s lowest cap, {gpu.min_cap_w:g} W, "
+                        f"and its peak, {gpu.peak_w:g} W (got {pool.power_cap_w:g})",
+                        related=(f"pools.{pool.name}.gpu_type",),
+                    )
+                )
     pool_names = [p.name for p in scn.pools]
     for workload in scn.workloads:
         if workload.pool is not None and workload.pool not in pool_names:

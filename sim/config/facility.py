@@ -19,6 +19,7 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Celsius = Annotated[float, Field(ge=-80, le=70, allow_inf_nan=False)]
 
+
 class SeriesFile(Frozen):
     """A time series read from a CSV or Parquet file, held constant from each point to the next.
 
@@ -63,21 +64,21 @@ class PueCurve(Frozen):
 
 
 COOLING_DEFAULTS: dict[str, dict[str, Any]] = {
-    # See README "Cooling kinds" for the sources of these figures.
+    # Sources and what is assumed: README, "Cooling kinds".
     "air": {
-        "design_ambient_c": 30.0,
-        "derate_per_c": 0.02,
-        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.10, 1.15, 1.25, 1.45]},
+        "design_ambient_c": 35.0,
+        "derate_per_c": 0.03,
+        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.20, 1.35, 1.50, 1.70]},
     },
     "evaporative": {
-        "design_ambient_c": 35.0,
-        "derate_per_c": 0.015,
-        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.07, 1.10, 1.15, 1.25]},
+        "design_ambient_c": 38.0,
+        "derate_per_c": 0.02,
+        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.06, 1.08, 1.12, 1.20]},
     },
     "immersion": {
-        "design_ambient_c": 35.0,
-        "derate_per_c": 0.01,
-        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.03, 1.04, 1.05, 1.08]},
+        "design_ambient_c": 40.0,
+        "derate_per_c": 0.015,
+        "pue": {"ambient_c": [0.0, 20.0, 30.0, 40.0], "value": [1.02, 1.03, 1.04, 1.06]},
     },
 }
 """Per cooling kind, the values a scenario leaves out."""

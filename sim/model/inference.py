@@ -32,15 +32,17 @@ import numpy as np
 
 from sim.config.scenario import InferenceWorkload
 from sim.model.arrivals import ArrivalStream
-from sim.model.clock import ARRIVE, FREE, Clock, priority
+from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.pools import Placement
 from sim.model.sampling import Draw
 from sim.record.codes import OK, REJECTED, UNFINISHED
 
 if TYPE_CHECKING:
+    from sim.model.ledger import PowerLedger
     from sim.record.recorder import Recorder
 
 INF = float("inf")
+DECIDE_PRIORITY = priority(DECIDE)
 FLUSH_ROWS = 8192
 """Finished requests are handed to the recorder in blocks of at least this many."""
 
@@ -67,6 +69,12 @@ class InferenceEngine:
         self.replicas = replicas
         self.gpus = workload.gpus_per_replica
         self.speed = [p.pool.speed for p in replicas]
+        """Each replica's speed (relative to H100-SXM) at its GPUs' present power cap."""
+        self.need_w = [0.0] * len(replicas)
+        """The draw each replica adds while busy (W), set by the power ledger."""
+        self.suspended: dict[int, float] = {}
+        """Replicas suspended by the power ladder, and their request's remaining work."""
+        self.ledger: PowerLedger | None = None
         pools = sorted({p.pool.index for p in replicas})
         self.pools = pools
         """Indices of the pools this workload's replicas sit in."""
@@ -135,6 +143,89 @@ class InferenceEngine:
         if self.completions and self.completions[0][0] <= ta:
             return self.completions[0][0], self.p_free
         return ta, self.p_arrive
+
+    def pool_of(self, r: int) -> int:
+        """The pool index of replica ``r``."""
+        return int(self.replica_pool[r])
+
+    # -- changes from outside: caps, suspensions, held work ------------------------------
+    def set_rates(self, t: float, speed_by_pool: list[float], extra_by_pool: list[float]) -> None:
+        """New power caps from ``t``: requests in service end from their remaining work at the
+        new speed, and each replica's extra draw when busy becomes its GPUs' new one."""
+        pool = self.replica_pool
+        speed = [speed_by_pool[pool[r]] for r in range(len(self.replicas))]
+        self.need_w = [self.gpus * extra_by_pool[pool[r]] for r in range(len(self.replicas))]
+        old = self.speed
+        if speed == old:
+            return
+        moved = []
+        for end, r in self.completions:
+            if speed[r] != old[r] and end > t:
+                new_end = t + (end - t) * old[r] / speed[r]
+                s = self.slot[r]
+                self.started_s[s] += new_end - end
+                self.pending_end_s[s] += new_end - end
+                end = new_end
+            moved.append((end, r))
+        heapify(moved)
+        self.completions = moved
+        self.speed = speed
+
+    def serving_replicas(self) -> list[int]:
+        """Replicas serving a request and not suspended, highest number first."""
+        return sorted((r for _, r in self.completions), reverse=True)
+
+    def suspend(self, r: int, t: float) -> None:
+        """Pause replica ``r``'s request at ``t``, keeping its remaining work."""
+        for n, (end, rr) in enumerate(self.completions):
+            if rr == r:
+                break
+        else:
+            raise ValueError(f"replica {r} is not serving")
+        self.completions[n] = self.completions[-1]
+        self.completions.pop()
+        heapify(self.completions)
+        s = self.slot[r]
+        self.started_s[s] -= end - t
+        self.pending_end_s[s] -= end
+        self.busy[s] -= 1
+        if not self.busy[s]:
+            self.pending_end_s[s] = 0.0
+        self.suspended[r] = (end - t) * self.speed[r]
+
+    def resume(self, r: int, t: float) -> None:
+        """Resume a suspended replica's request from its remaining work."""
+        d = self.suspended.pop(r) / self.speed[r]
+        s = self.slot[r]
+        self.busy[s] += 1
+        self.started_s[s] += d
+        self.pending_end_s[s] += t + d
+        heappush(self.completions, (t + d, r))
+
+    def start_held(self, t: float) -> None:
+        """Start queued requests on free replicas while the ledger admits them (at ``t``)."""
+        ledger = self.ledger
+        queue, free = self.queue, self.free
+        while queue and free:
+            r = free[0]
+            if ledger is not None and not ledger.admit(self.need_w[r]):
+                return
+            heappop(free)
+            k = queue.popleft() - self.base
+            s = self.slot[r]
+            self.busy[s] += 1
+            d = self.demand[k] / self.speed[r]
+            self.serving[r] = k + self.base
+            self.start[k] = t
+            self.replica[k] = r
+            self.started_s[s] += d
+            self.pending_end_s[s] += t + d
+            heappush(self.completions, (t + d, r))
+
+    @property
+    def held(self) -> bool:
+        """Whether requests wait while a replica is free (held for power)."""
+        return bool(self.queue and self.free)
 
     # -- arrivals and recording ----------------------------------------------------------
     def refill(self) -> None:
@@ -268,14 +359,115 @@ class InferenceEngine:
         return t, p, next_id
 
 
+    def advance_tight(
+        self, limit_t: float, limit_p: int, next_id: int, ledger: PowerLedger
+    ) -> tuple[float, int, int]:
+        """``advance`` while the power limit can bind: every start is debited from the ledger's
+        headroom (or held in the queue), every end credited.
+
+        A separate loop so that ``advance``, which runs whenever the limit cannot bind, pays
+        nothing for it. When an end frees power while work waits for power, the ledger's
+        admission is scheduled at that instant and this loop stops before it.
+        """
+        arrival, demand, start, end_, replica, status, ident = (
+            self.arrival,
+            self.demand,
+            self.start,
+            self.end,
+            self.replica,
+            self.status,
+            self.ident,
+        )
+        free, queue, serving, completions = self.free, self.queue, self.serving, self.completions
+        speed, slot, busy, started_s, pending_end_s, need_w = (
+            self.speed,
+            self.slot,
+            self.busy,
+            self.started_s,
+            self.pending_end_s,
+            self.need_w,
+        )
+        p_free, p_arrive, max_queue = self.p_free, self.p_arrive, self.max_queue
+        arrived, base = self.arrived, self.base
+        last = base + len(arrival)
+        while True:
+            ta = arrival[arrived - base]
+            if completions and completions[0][0] <= ta:
+                t, p = completions[0][0], p_free
+            else:
+                t, p = ta, p_arrive
+            if t > limit_t or (t == limit_t and p > limit_p):
+                break
+            if p == p_arrive:
+                i = arrived
+                arrived += 1
+                if arrived == last:
+                    self.arrived = arrived
+                    self.refill()
+                    base = self.base
+                    last = base + len(arrival)
+                k = i - base
+                ident[k] = next_id
+                next_id += 1
+                if queue or not free or not ledger.admit(need_w[free[0]]):
+                    if free and not queue:
+                        ledger.note_held()
+                    if len(queue) < max_queue:
+                        queue.append(i)
+                    else:
+                        status[k] = REJECTED
+                        self.rejected += 1
+                    continue
+                r = heappop(free)
+                s = slot[r]
+                busy[s] += 1
+            else:  # a completion
+                r = heappop(completions)[1]
+                k = serving[r] - base
+                end_[k] = t
+                status[k] = OK
+                s = slot[r]
+                pending_end_s[s] -= t
+                if not queue or free:  # nothing waits, or what waits is held for power
+                    serving[r] = -1
+                    busy[s] -= 1
+                    if not busy[s]:
+                        pending_end_s[s] = 0.0
+                    heappush(free, r)
+                    ledger.free_w += need_w[r]
+                    if ledger.pending:
+                        ledger.request_admit(t)
+                        limit_t, limit_p = t, DECIDE_PRIORITY
+                    continue
+                i = queue.popleft()
+                k = i - base
+            d = demand[k] / speed[r]
+            done = t + d
+            serving[r] = i
+            start[k] = t
+            replica[k] = r
+            started_s[s] += d
+            pending_end_s[s] += done
+            heappush(completions, (done, r))
+        self.arrived = arrived
+        return t, p, next_id
+
+
 class InferenceHub:
     """Every inference engine, moved by one clock alarm and one heap of their next events.
 
     The heap holds ``(time, priority, engine)`` for each engine's next internal event.
     """
 
-    def __init__(self, clock: Clock, engines: Sequence[InferenceEngine], horizon_s: float) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        engines: Sequence[InferenceEngine],
+        horizon_s: float,
+        ledger: PowerLedger | None = None,
+    ) -> None:
         self.clock = clock
+        self.ledger = ledger
         self.engines = list(engines)
         self.horizon = horizon_s
         self.next_id = 0
@@ -306,6 +498,10 @@ class InferenceHub:
 
     def _run(self) -> None:
         """Let every engine whose next event comes before the clock's next entry run to it."""
+        ledger = self.ledger
+        if ledger is not None and ledger.tight:
+            self._run_tight(ledger)
+            return
         limit_t, limit_p = self.clock.head()
         if limit_t >= self.horizon:
             limit_t, limit_p = self.horizon, -1
@@ -317,6 +513,28 @@ class InferenceHub:
                 break
             t, p, next_id = engines[e].advance(limit_t, limit_p, next_id)
             heapreplace(heap, (t, p, e))
+        self.next_id = next_id
+        self.reschedule()
+
+    def _run_tight(self, ledger: PowerLedger) -> None:
+        """While the limit can bind: engines share the ledger's headroom, so they take turns in
+        time order, each running only up to the next event of another (or the clock's next)."""
+        heap, engines, clock = self.heap, self.engines, self.clock
+        next_id = self.next_id
+        while heap:
+            limit_t, limit_p = clock.head()  # an engine may have scheduled an admission
+            if limit_t >= self.horizon:
+                limit_t, limit_p = self.horizon, -1
+            t, p, e = heap[0]
+            if t > limit_t or (t == limit_t and p > limit_p):
+                break
+            if len(heap) > 1:
+                other = heap[1] if len(heap) == 2 or heap[1] < heap[2] else heap[2]
+                if other[0] < limit_t or (other[0] == limit_t and other[1] < limit_p):
+                    limit_t, limit_p = other[0], other[1]
+            t, p, next_id = engines[e].advance_tight(limit_t, limit_p, next_id, ledger)
+            heapreplace(heap, (t, p, e))
+            ledger.check()
         self.next_id = next_id
         self.reschedule()
 

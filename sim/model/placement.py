@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
 from sim.errors import Problem
-from sim.model.policies import QUEUE_POLICIES
+from sim.model.policies import POWER_POLICIES, QUEUE_POLICIES
 from sim.model.pools import Capacity, Demand, Placement, PoolState
 
 
@@ -76,7 +76,7 @@ class ModelCheck:
 
 
 def check_model(scn: Scenario) -> ModelCheck:
-    """Check the scheduler policy, place the replicas, and warn of jobs that can never fit.
+    """Check the scheduler policies, place the replicas, and warn of jobs that can never fit.
 
     ``scn`` must have passed ``sim.config.check_scenario`` (its references resolve).
     """
@@ -84,6 +84,10 @@ def check_model(scn: Scenario) -> ModelCheck:
     if scn.scheduler.policy not in QUEUE_POLICIES:
         result.problems.append(
             Problem("scheduler.policy", QUEUE_POLICIES.unknown(scn.scheduler.policy))
+        )
+    if scn.scheduler.power_policy not in POWER_POLICIES:
+        result.problems.append(
+            Problem("scheduler.power_policy", POWER_POLICIES.unknown(scn.scheduler.power_policy))
         )
     capacity = Capacity(build_pools(scn))
     _, problems = place_replicas(scn, capacity)

@@ -101,3 +101,36 @@ class PriorityQueue(Generic[Job]):
 
     def __iter__(self) -> Iterator[Job]:
         return (entry[2] for entry in sorted(self._heap))
+
+
+class Suspendable(Protocol):
+    """What a power policy may look at in a running training job."""
+
+    id: int
+    gpus: int
+    priority: int
+    start_s: float
+
+
+POWER_POLICIES: Registry[Callable[[Suspendable], tuple[float, ...]]] = Registry("power policy")
+"""Which running training jobs the power ladder suspends first: a sort key, lowest first.
+
+Suspended jobs resume in the reverse order (the last to have been chosen first)."""
+
+
+@POWER_POLICIES.register("lowest-priority-first")
+def lowest_priority_first(job: Suspendable) -> tuple[float, ...]:
+    """Lowest priority first; among equals the most recently started (least work lost)."""
+    return (job.priority, -job.start_s, -job.id)
+
+
+@POWER_POLICIES.register("newest-first")
+def newest_first(job: Suspendable) -> tuple[float, ...]:
+    """The most recently started first, whatever its priority."""
+    return (-job.start_s, -job.id)
+
+
+@POWER_POLICIES.register("largest-first")
+def largest_first(job: Suspendable) -> tuple[float, ...]:
+    """The job holding the most GPUs first (fewest suspensions for the power shed)."""
+    return (-job.gpus, job.priority, -job.id)

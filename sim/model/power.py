@@ -4,8 +4,9 @@ A GPU draws its idle power, plus (peak - idle) while busy; each node adds its ov
 is the integral of this piecewise-constant power, advanced at every change, never by polling.
 Training jobs change the meter when they start and stop; inference engines, whose requests
 start and end far more often, keep their own exact account of busy GPU-seconds (see
-``sim.model.inference``), which the meter adds in whenever it is read. Facility power is IT
-power × PUE.
+``sim.model.inference``), which the meter adds in whenever it is read. A busy GPU's extra
+draw changes with its power cap (``set_busy_w``). The power ledger (``sim.model.ledger``)
+reads the meters; facility power, the limit and the ladder live there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from sim.config.catalogue import GpuType
-from sim.config.scenario import Facility, Pool
+from sim.config.scenario import Pool
 
 
 class BusySource(Protocol):
@@ -39,6 +40,8 @@ class PoolMeter:
         "energy_j",
         "last_t",
         "power_w",
+        "served_energy_j",
+        "served_mark",
         "sources",
         "up_gpu_s",
         "up_gpus",
@@ -56,6 +59,8 @@ class PoolMeter:
         self.up_gpu_s = 0.0
         self.last_t = 0.0
         self.sources: list[tuple[BusySource, int]] = []
+        self.served_energy_j = 0.0  # busy energy of the sources' GPU-seconds up to served_mark
+        self.served_mark = 0.0
 
     def add_source(self, source: BusySource, slot: int) -> None:
         """Count ``source``'s busy GPUs of pool slot ``slot`` as this pool's."""
@@ -84,29 +89,28 @@ class PoolMeter:
         self.allocated += allocated
         self.power_w += busy * self.busy_w
 
+    def set_busy_w(self, t: float, busy_w: float) -> None:
+        """From ``t`` on, a busy GPU draws ``busy_w`` more than an idle one (a new power cap)."""
+        self.change(t, 0, 0)
+        served = self._served(t)
+        self.served_energy_j += (served - self.served_mark) * self.busy_w
+        self.served_mark = served
+        self.power_w += self.busy * (busy_w - self.busy_w)
+        self.busy_w = busy_w
+
+    def _served(self, t: float) -> float:
+        return sum(src.busy_gpu_s(slot, t) for src, slot in self.sources)
+
     def totals_at(self, t: float) -> tuple[float, float, float, float]:
         """(energy J, busy GPU-s, allocated GPU-s, up GPU-s) integrated from 0 to ``t``."""
         dt = t - self.last_t
-        served = sum(src.busy_gpu_s(slot, t) for src, slot in self.sources)
+        served = self._served(t)
         return (
-            self.energy_j + self.power_w * dt + served * self.busy_w,
+            self.energy_j
+            + self.power_w * dt
+            + self.served_energy_j
+            + (served - self.served_mark) * self.busy_w,
             self.busy_gpu_s + self.busy * dt + served,
             self.allocated_gpu_s + self.allocated * dt,
             self.up_gpu_s + self.up_gpus * dt,
         )
-
-
-class FacilityPower:
-    """The site: facility power from IT power, and the grid limit."""
-
-    def __init__(self, cfg: Facility) -> None:
-        self.pue = cfg.pue
-        self.limit_kw = cfg.grid_mw * 1000.0 if cfg.grid_mw is not None else None
-
-    def facility_w(self, it_w: float) -> float:
-        """Facility power for an IT power (W)."""
-        return it_w * self.pue
-
-    def facility_energy_j(self, it_energy_j: float) -> float:
-        """Facility energy for an IT energy (J); exact while the PUE is constant."""
-        return it_energy_j * self.pue

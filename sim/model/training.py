@@ -5,8 +5,10 @@ node (its GPUs talk over the node's own links), a larger one on as few nodes as 
 scheduler decides once per instant, in the clock's ``DECIDE`` phase, after every job that ends
 or arrives at that instant: it starts the head of the queue whenever the capacity object finds
 room for it, and nothing overtakes the head. A job that can never fit is rejected at once with
-the reason. A running job knows its progress (work done, in H100-SXM seconds), so it can later
-be interrupted and resumed; its completion is a timed callback voided by its token.
+the reason. A job starts only when the power ledger has headroom for it; otherwise it is held
+at the head of the queue. A running job knows its progress (work done, in H100-SXM seconds)
+and its speed, so a new power cap moves its end and the ledger can suspend and resume it; its
+completion is a timed callback voided by its token.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from sim.model.arrivals import ArrivalStream
 from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.policies import JobQueue
 from sim.model.pools import Capacity, Demand, Placement
-from sim.model.power import PoolMeter
 from sim.model.sampling import Draw
 from sim.record import codes
 
 if TYPE_CHECKING:
+    from sim.model.ledger import PowerLedger
     from sim.record.recorder import Recorder
 
 NAN = float("nan")
@@ -46,8 +48,12 @@ class Job:
         "reason",
         "restarts",
         "run_s",
+        "held",
         "segment_start",
+        "speed",
         "start_s",
+        "suspended_s",
+        "suspended_since",
         "status",
         "submit_s",
         "token",
@@ -76,8 +82,12 @@ class Job:
         self.submit_s = submit_s
         self.start_s = NAN  # first start
         self.end_s = NAN
-        self.segment_start = NAN  # start of the current run
+        self.segment_start = NAN  # start of the current run segment (at one speed)
+        self.speed = 0.0  # while running: its GPUs' speed at their present cap
         self.run_s = 0.0
+        self.suspended_s = 0.0
+        self.suspended_since = NAN
+        self.held = False  # counted once as held for power
         self.placement: Placement | None = None  # while running
         self.pool_index = -1  # where it last ran
         self.nodes_used = -1
@@ -89,8 +99,8 @@ class Job:
     def progress_at(self, t: float) -> float:
         """Share of the work done at time ``t`` (0 to 1), counting the current run if any."""
         done = self.done_s
-        if self.placement is not None:
-            done += (t - self.segment_start) * self.placement.pool.speed
+        if self.placement is not None and self.suspended_since != self.suspended_since:
+            done += (t - self.segment_start) * self.speed
         return self.share_done(done)
 
     def share_done(self, done_s: float) -> float:
@@ -107,16 +117,17 @@ class TrainingScheduler:
         self,
         clock: Clock,
         capacity: Capacity,
-        meters: list[PoolMeter],
+        ledger: PowerLedger,
         queue: JobQueue[Job],
         recorder: Recorder,
     ) -> None:
         self.clock = clock
         self.capacity = capacity
-        self.meters = meters
+        self.ledger = ledger
         self.queue = queue
         self.recorder = recorder
         self.running: dict[int, Job] = {}
+        self.suspended: dict[int, Job] = {}
         self._next_id = 0
         self._decision_due = False
         self._decide_prio = priority(DECIDE)
@@ -160,10 +171,15 @@ class TrainingScheduler:
         self._decision_due = True
         clock.call_at(clock.now, self._decide_prio, self._decide)
 
+    def decide_now(self) -> None:
+        """Start what fits now (the power ledger calls this when it frees power)."""
+        if self.queue:
+            self._decide()
+
     def _decide(self) -> None:
-        """Start jobs from the head of the queue while they fit."""
+        """Start jobs from the head of the queue while they fit, in GPUs and in power."""
         self._decision_due = False
-        queue, capacity = self.queue, self.capacity
+        queue, capacity, ledger = self.queue, self.capacity, self.ledger
         while True:
             job = queue.head()
             if job is None:
@@ -171,8 +187,15 @@ class TrainingScheduler:
             placement = capacity.place(job.demand)
             if placement is None:
                 return
+            if not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
+                capacity.release(placement)
+                if not job.held:
+                    job.held = True
+                    ledger.note_held(job=True)
+                return
             queue.pop()
             self._start(job, placement)
+            ledger.check()
 
     def _start(self, job: Job, placement: Placement) -> None:
         now = self.clock.now
@@ -180,16 +203,60 @@ class TrainingScheduler:
         job.placement = placement
         job.pool_index = pool.index
         job.nodes_used = len(placement.nodes)
-        job.segment_start = now
         if job.start_s != job.start_s:  # NaN: the first start
             job.start_s = now
-        self.meters[pool.index].change(now, job.gpus, job.gpus)
+        self.ledger.job_busy(now, job, pool.index, job.gpus, job.gpus)
         self.running[job.id] = job
         self.recorder.event(
             now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.nodes
         )
-        remaining = max(job.work_s - job.done_s, 0.0) / pool.speed
+        self._run_from(job, now)
+
+    def _run_from(self, job: Job, now: float) -> None:
+        """Start a run segment at ``now`` at the pool's present speed; schedule the end."""
+        assert job.placement is not None
+        job.segment_start = now
+        job.speed = self.ledger.speed_training[job.placement.pool.index]
+        remaining = max(job.work_s - job.done_s, 0.0) / job.speed
         self.clock.call_at(now + remaining, job.p_free, partial(self._complete, job, job.token))
+
+    def _end_segment(self, job: Job, now: float) -> None:
+        """Count the work of the current run segment and void its scheduled end."""
+        job.done_s = min(job.done_s + (now - job.segment_start) * job.speed, job.work_s)
+        job.run_s += now - job.segment_start
+        job.segment_start = now
+        job.token += 1
+
+    def set_speeds(self, t: float, speed_by_pool: list[float]) -> None:
+        """New power caps from ``t``: running jobs go on from their remaining work."""
+        for job in self.running.values():
+            assert job.placement is not None
+            if speed_by_pool[job.placement.pool.index] != job.speed:
+                self._end_segment(job, t)
+                self._run_from(job, t)
+
+    def suspend(self, job: Job, t: float, reason: str) -> None:
+        """Suspend a running job for power: it keeps its GPUs and its progress."""
+        assert job.placement is not None
+        self._end_segment(job, t)
+        pool = job.placement.pool.index
+        self.ledger.job_busy(t, job, pool, -job.gpus, 0)
+        del self.running[job.id]
+        self.suspended[job.id] = job
+        job.suspended_since = t
+        self.recorder.event(t, codes.JOB_SUSPENDED, job.workload, pool, job.id, job.gpus, reason)
+
+    def resume(self, job: Job, t: float) -> None:
+        """Resume a suspended job where it stopped."""
+        assert job.placement is not None
+        pool = job.placement.pool.index
+        del self.suspended[job.id]
+        self.running[job.id] = job
+        job.suspended_s += t - job.suspended_since
+        job.suspended_since = NAN
+        self.ledger.job_busy(t, job, pool, job.gpus, 0)
+        self.recorder.event(t, codes.JOB_RESUMED, job.workload, pool, job.id, job.gpus)
+        self._run_from(job, t)
 
     def _complete(self, job: Job, token: int) -> None:
         if token != job.token:
@@ -209,19 +276,25 @@ class TrainingScheduler:
             self._decide_later()
 
     def _stop(self, job: Job, placement: Placement, now: float) -> None:
-        """Release a running job's GPUs and account its run time."""
+        """Release a running job's GPUs and power and account its run time."""
         self.capacity.release(placement)
-        self.meters[placement.pool.index].change(now, -job.gpus, -job.gpus)
+        pool = placement.pool.index
+        need = self.ledger.job_need_w(job, pool)
+        self.ledger.job_busy(now, job, pool, -job.gpus, -job.gpus)
         job.run_s += now - job.segment_start
         job.placement = None
         del self.running[job.id]
+        self.ledger.release(need)
 
     def finish(self, horizon_s: float) -> None:
-        """At the horizon: running and queued jobs end ``unfinished``; record them."""
+        """At the horizon: running, suspended and queued jobs end ``unfinished``; record them."""
         for job in list(self.running.values()):
             job.done_s = job.progress_at(horizon_s) * job.work_s
             job.run_s += horizon_s - job.segment_start
             job.status = codes.JOB_UNFINISHED
+            self._record(job)
+        for job in list(self.suspended.values()):
+            job.suspended_s += horizon_s - job.suspended_since
             self._record(job)
         for job in self.queue:
             self._record(job)
@@ -240,6 +313,7 @@ class TrainingScheduler:
             job.share_done(job.done_s),
             job.status,
             job.restarts,
+            job.suspended_s,
             job.pool_index,
             job.nodes_used,
             job.reason,

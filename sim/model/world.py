@@ -6,6 +6,7 @@ is given and keeps no state in module globals.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
@@ -17,11 +18,13 @@ from sim.model.arrivals import make_stream
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.placement import build_pools, place_replicas
-from sim.model.policies import QUEUE_POLICIES
+from sim.model.ledger import PowerLedger
+from sim.model.policies import POWER_POLICIES, QUEUE_POLICIES
 from sim.model.pools import Capacity, Placement
-from sim.model.power import FacilityPower, PoolMeter
+from sim.model.power import PoolMeter
 from sim.model.rng import RandomStreams
 from sim.model.sampling import make_sampler
+from sim.model.site import SiteTimeline, build_timeline
 from sim.model.training import JobSource, TrainingScheduler
 from sim.record import codes
 from sim.record.intervals import interval_count
@@ -37,10 +40,22 @@ NAN = float("nan")
 OBSERVE_PRIORITY = priority(OBSERVE)
 
 
+def _finite(x: float) -> float:
+    """``x``, or NaN (written as null) where it is infinite: no limit, no capacity."""
+    return x if math.isfinite(x) else NAN
+
+
 class World:
     """Everything a run simulates, wired together on one clock."""
 
-    def __init__(self, scn: Scenario, inputs: Inputs, recorder: Recorder, seed: int) -> None:
+    def __init__(
+        self,
+        scn: Scenario,
+        inputs: Inputs,
+        recorder: Recorder,
+        seed: int,
+        timeline: SiteTimeline | None = None,
+    ) -> None:
         self.scn = scn
         self.recorder = recorder
         self.horizon = scn.scenario.duration_s
@@ -51,10 +66,19 @@ class World:
         self.meters = [
             PoolMeter(cfg, state.gpu) for cfg, state in zip(scn.pools, self.pools, strict=True)
         ]
-        self.facility = FacilityPower(scn.facility)
+        self.timeline = timeline if timeline is not None else build_timeline(scn, inputs)
+        self.ledger = PowerLedger(
+            self.clock,
+            scn,
+            self.pools,
+            self.meters,
+            self.timeline,
+            recorder,
+            POWER_POLICIES[scn.scheduler.power_policy],
+        )
         self.capacity = Capacity(self.pools)
         self.scheduler = TrainingScheduler(
-            self.clock, self.capacity, self.meters, QUEUE_POLICIES[scn.scheduler.policy](), recorder
+            self.clock, self.capacity, self.ledger, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
         self.keys = name_ranks([w.name for w in scn.workloads])
         self.intervals = interval_count(scn.scenario.sample_every_s, self.horizon)
@@ -71,12 +95,13 @@ class World:
             for index, wl in workloads
             if isinstance(wl, InferenceWorkload)
         ]
-        self.hub = InferenceHub(self.clock, self.engines, self.horizon)
+        self.hub = InferenceHub(self.clock, self.engines, self.horizon, self.ledger)
         self.sources = [
             self._job_source(index, wl)
             for index, wl in workloads
             if isinstance(wl, TrainingWorkload)
         ]
+        self.ledger.attach(self.engines, self.hub, self.scheduler)
 
     def _engine(
         self, index: int, wl: InferenceWorkload, placements: list[Placement]
@@ -174,19 +199,47 @@ class World:
             up += meter.up_gpus
             allocated += meter.allocated
             busy += busy_now
+        ledger, tl = self.ledger, self.timeline
+        k = ledger.k
+        facility_j, cooling_j, other_j, cost, throttled_s, suspended_s, curtailed_s = (
+            ledger.snapshot(t)
+        )
+        headroom_w = ledger.sample_headroom(t)
+        pue = float(tl.pue[k])
+        other_w = float(tl.other_w[k])
+        price = float(tl.price[k])
         site = (
             total,
             up,
             allocated,
             busy,
             it_w / 1000.0,
-            self.facility.facility_w(it_w) / 1000.0,
-            self.facility.limit_kw if self.facility.limit_kw is not None else NAN,
+            (it_w * pue + other_w) / 1000.0,
+            _finite(float(tl.limit_w[k])) / 1000.0,
+            int(tl.source[k]),
+            _finite(headroom_w) / 1000.0,
+            it_w * (pue - 1.0) / 1000.0,
+            other_w / 1000.0,
+            _finite(float(tl.cooling_w[k])) / 1000.0,
+            float(tl.ambient_c[k]),
+            pue,
+            price,
+            bool(tl.curtailed[k]),
+            ledger.level,
+            ledger.gpus_capped(),
+            len(self.scheduler.suspended),
+            len(ledger.suspended_replicas),
             energy_j / J_PER_KWH,
             busy_s / 3600.0,
             alloc_s / 3600.0,
             up_s / 3600.0,
-            self.facility.facility_energy_j(energy_j) / J_PER_KWH,
+            facility_j / J_PER_KWH,
+            cooling_j / J_PER_KWH,
+            other_j / J_PER_KWH,
+            cost if self.scn.facility.price is not None else NAN,
+            throttled_s / 3600.0,
+            suspended_s / 3600.0,
+            curtailed_s / 3600.0,
             sum(e.waiting for e in self.engines),
             sum(e.in_service for e in self.engines),
             self.scheduler.queued,
@@ -236,7 +289,12 @@ class World:
         self._workload_samples_from(0)
         warmup = self.scn.scenario.warmup_s
         if warmup > 0:
-            self._observe_at(warmup, lambda: self.recorder.event(warmup, codes.WARMUP_ENDED))
+
+            def warmup_ends() -> None:
+                self.recorder.event(warmup, codes.WARMUP_ENDED)
+                self.ledger.mark_warmup(warmup)
+
+            self._observe_at(warmup, warmup_ends)
         if progress is not None:
             for k in range(1, 100):
                 t = self.horizon * k / 100
@@ -245,6 +303,7 @@ class World:
         self.hub.finish()
         self.scheduler.finish(self.horizon)
         self.sample(self.horizon)
+        self.ledger.finish(self.horizon)
         if self.engines:
             self.sample_workloads(self.horizon, self.intervals - 1)
         self.recorder.event(self.horizon, codes.RUN_ENDED)

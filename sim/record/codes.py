@@ -25,6 +25,14 @@ EVENTS: tuple[str, ...] = (
     "job_started",
     "job_completed",
     "run_ended",
+    "limit_changed",
+    "curtailment_started",
+    "curtailment_ended",
+    "cap_changed",
+    "job_suspended",
+    "job_resumed",
+    "replica_suspended",
+    "replica_resumed",
 )
 """Kinds of rows in ``events.parquet``."""
 (
@@ -36,4 +44,16 @@ EVENTS: tuple[str, ...] = (
     JOB_STARTED,
     JOB_COMPLETED_EVENT,
     RUN_ENDED,
+    LIMIT_CHANGED,
+    CURTAILMENT_STARTED,
+    CURTAILMENT_ENDED,
+    CAP_CHANGED,
+    JOB_SUSPENDED,
+    JOB_RESUMED,
+    REPLICA_SUSPENDED,
+    REPLICA_RESUMED,
 ) = range(len(EVENTS))
+
+LIMIT_SOURCES: tuple[str, ...] = ("none", "grid", "curtailment", "cooling")
+"""What binds the facility's power: nothing, the grid connection, a curtailment, the cooling."""
+LIMIT_NONE, LIMIT_GRID, LIMIT_CURTAILMENT, LIMIT_COOLING = range(4)

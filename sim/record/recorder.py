@@ -13,6 +13,7 @@ per-interval figures for each inference workload; the summary is computed from t
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,8 @@ class ColumnTable:
             return array("d")
         if pa.types.is_integer(type_) or type_ == DICT:
             return array("q")
+        if pa.types.is_boolean(type_):
+            return array("b")
         return []
 
     def append(self, values: Sequence[Any]) -> None:
@@ -111,7 +114,8 @@ class ColumnTable:
         for column, buffer in zip(self.columns, self.buffers, strict=True):
             if isinstance(buffer, array):
                 values: Any = np.array(
-                    buffer, dtype=np.float64 if buffer.typecode == "d" else np.int64
+                    buffer,
+                    dtype={"d": np.float64, "b": np.bool_}.get(buffer.typecode, np.int64),
                 )
             else:
                 values = list(buffer)
@@ -121,6 +125,8 @@ class ColumnTable:
                 arrays[column.name] = _float_array(values)
             elif pa.types.is_integer(column.type):
                 arrays[column.name] = _int_array(values, column.type, not column.signed)
+            elif pa.types.is_boolean(column.type):
+                arrays[column.name] = pa.array(values, type=pa.bool_())
             else:
                 arrays[column.name] = values  # a list: text, converted by ``to_batch``
             del buffer[:]
@@ -218,7 +224,12 @@ class Recorder:
         self.rngs = list(sample_rngs) or [None] * len(self.workloads)
         calendar = start is not None
         self.sinks = {name: ParquetSink(out_dir, name, schema(name, calendar)) for name in TABLES}
-        names = {"workload": self.workloads, "pool": self.pools}
+        names = {
+            "workload": self.workloads,
+            "pool": self.pools,
+            "limit_source": codes.LIMIT_SOURCES,
+            "source": codes.LIMIT_SOURCES,
+        }
         self.events = ColumnTable(
             "events", self.sinks["events"], {**names, "event": codes.EVENTS}, self._batch
         )
@@ -235,6 +246,10 @@ class Recorder:
         self.workload_series = ColumnTable(
             "workload_timeseries", self.sinks["workload_timeseries"], names, self._batch
         )
+        self.billing_rows = ColumnTable("billing", self.sinks["billing"], names, self._batch)
+        self.limit_rows = ColumnTable("limits", self.sinks["limits"], names, self._batch)
+        self.energy = [(0.0, math.nan)] * len(self.workloads)
+        """Per workload: (IT energy kWh, cost USD) after the warm-up."""
         self._event_columns = self.events.appenders()
         self._job_columns = self.jobs.appenders()
         self.request_tally = [RequestTally() for _ in self.workloads]
@@ -534,6 +549,7 @@ class Recorder:
         progress: float,
         status: int,
         restarts: int,
+        suspended_s: float,
         pool: int,
         nodes: int,
         reason: str | None,
@@ -552,9 +568,10 @@ class Recorder:
         a[9](progress)
         a[10](status)
         a[11](restarts)
-        a[12](pool)
-        a[13](nodes)
-        a[14](reason)
+        a[12](suspended_s)
+        a[13](pool)
+        a[14](nodes)
+        a[15](reason)
         jobs = self.jobs
         jobs.rows += 1
         if jobs.rows >= BATCH_ROWS:
@@ -582,6 +599,30 @@ class Recorder:
         self.site.append((t, *site))
         for index, row in enumerate(pools):
             self.pool_series.append((t, index, *row))
+
+    def billing(
+        self,
+        month: str,
+        start_s: float,
+        simulated_s: float,
+        peak_kw: float,
+        peak_at_s: float,
+        energy_mwh: float,
+        cost_usd: float,
+        demand_charge_usd: float,
+    ) -> None:
+        """Record one billing month."""
+        self.billing_rows.append(
+            (month, start_s, simulated_s, peak_kw, peak_at_s, energy_mwh, cost_usd, demand_charge_usd)
+        )
+
+    def limit_stats(self, source: int, *values: float) -> None:
+        """Record what one limit source (a ``codes.LIMIT_SOURCES`` code) held back."""
+        self.limit_rows.append((source, *values))
+
+    def workload_energy(self, workload: int, it_kwh: float, cost_usd: float) -> None:
+        """Record a workload's attributable energy and cost after the warm-up."""
+        self.energy[workload] = (it_kwh, cost_usd)
 
     # -- output --------------------------------------------------------------------------
     def _batch(self, name: str, arrays: dict[str, Any]) -> pa.RecordBatch:
@@ -650,6 +691,7 @@ class Recorder:
                     j.unfinished,
                     j.wait_sum,
                     j.gpu_s,
+                    *self.energy[w],
                 )
             )
             for measure, counts in enumerate((r.latency_hist, j.wait_hist)):
@@ -669,7 +711,15 @@ class Recorder:
         for w, state in enumerate(self.intervals):
             if state is not None:
                 self._emit_intervals(w, final=True)
-        for table in (self.events, self.jobs, self.site, self.pool_series, self.workload_series):
+        for table in (
+            self.events,
+            self.jobs,
+            self.site,
+            self.pool_series,
+            self.workload_series,
+            self.billing_rows,
+            self.limit_rows,
+        ):
             table.flush()
         self._aggregate_tables()
         for sink in self.sinks.values():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when a column is renamed or removed, or its meaning changes."""
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -98,6 +98,7 @@ JOBS = (
         "status", DICT, "", "completed, rejected (can never fit) or unfinished (at the horizon)"
     ),
     Column("restarts", pa.int32(), "", "times the job was restarted"),
+    Column("suspended_s", pa.float64(), "s", "time spent suspended by the power ladder"),
     Column("pool", DICT, "", "pool it ran on; null if never started"),
     Column("nodes", pa.int32(), "", "nodes its GPUs spanned; null if never started"),
     Column("reason", pa.string(), "", "why it was rejected; null otherwise"),
@@ -129,10 +130,64 @@ TIMESERIES = (
     Column("time_s", pa.float64(), "s", "sample time", "timestamp"),
     *_GPU_COUNTS,
     Column("it_power_kw", pa.float64(), "kW", "IT power: GPUs and node overhead"),
-    Column("facility_power_kw", pa.float64(), "kW", "IT power plus cooling and losses (× PUE)"),
-    Column("power_limit_kw", pa.float64(), "kW", "grid interconnect limit; null if none given"),
+    Column(
+        "facility_power_kw", pa.float64(), "kW", "IT + cooling (IT × (PUE - 1)) + other load"
+    ),
+    Column(
+        "power_limit_kw",
+        pa.float64(),
+        "kW",
+        "the binding limit on facility power (least of grid, curtailment, cooling); null if none",
+    ),
+    Column("limit_source", DICT, "", "which limit binds: none, grid, curtailment or cooling"),
+    Column("headroom_min_kw", pa.float64(), "kW", "least power_limit_kw - facility_power_kw "
+           "since the previous sample (this instant included); null without a limit"),
+    Column("cooling_power_kw", pa.float64(), "kW", "cooling power: IT × (PUE - 1)"),
+    Column("other_load_kw", pa.float64(), "kW", "load besides IT and cooling"),
+    Column(
+        "cooling_capacity_kw",
+        pa.float64(),
+        "kW",
+        "IT heat the cooling can reject at the present ambient; null if unlimited",
+    ),
+    Column("ambient_c", pa.float64(), "°C", "outdoor temperature"),
+    Column("pue", pa.float64(), "", "PUE at the present ambient"),
+    Column(
+        "price_usd_per_mwh", pa.float64(), "USD/MWh", "electricity price; null without a price"
+    ),
+    Column("curtailed", pa.bool_(), "", "whether a curtailment is active"),
+    Column(
+        "cap_level",
+        pa.float64(),
+        "",
+        "the power ladder's cap level: 1 uncapped, 0 every GPU at its lowest cap",
+    ),
+    Column("gpus_capped", pa.int32(), "GPU", "busy GPUs running below their pool's cap"),
+    Column("jobs_suspended", pa.int32(), "", "training jobs suspended for power"),
+    Column("replicas_suspended", pa.int32(), "", "inference replicas suspended for power"),
     *_CUMULATIVE,
     Column("facility_energy_kwh", pa.float64(), "kWh", "facility energy since the start"),
+    Column("cooling_energy_kwh", pa.float64(), "kWh", "cooling energy since the start"),
+    Column("other_energy_kwh", pa.float64(), "kWh", "other load's energy since the start"),
+    Column(
+        "energy_cost_usd",
+        pa.float64(),
+        "USD",
+        "cost of the facility energy since the start (∫ power × price); null without a price",
+    ),
+    Column(
+        "throttled_gpu_hours",
+        pa.float64(),
+        "GPU·h",
+        "busy GPU-hours run below the pool's cap by the ladder, since the start",
+    ),
+    Column(
+        "suspended_gpu_hours",
+        pa.float64(),
+        "GPU·h",
+        "GPU-hours of suspended jobs and replicas, since the start",
+    ),
+    Column("curtailment_hours", pa.float64(), "h", "hours under a curtailment since the start"),
     Column("requests_waiting", pa.int64(), "", "requests queued, all inference workloads"),
     Column("requests_in_service", pa.int64(), "", "requests being served"),
     Column("jobs_queued", pa.int64(), "", "training jobs waiting to start"),
@@ -195,6 +250,66 @@ WORKLOAD_STATS = (
     Column("jobs_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
     Column("job_wait_sum_s", pa.float64(), "s", "sum of the started jobs' waits"),
     Column("job_gpu_s", pa.float64(), "GPU·s", "sum of run_s × gpus"),
+    Column(
+        "it_energy_kwh",
+        pa.float64(),
+        "kWh",
+        "energy of the workload's busy GPUs (at their caps) after the warm-up",
+    ),
+    Column(
+        "energy_cost_usd",
+        pa.float64(),
+        "USD",
+        "its share of the energy cost: it_energy × PUE × price, after the warm-up; null "
+        "without a price",
+    ),
+)
+
+BILLING = (
+    Column("month", pa.string(), "", "billing month: YYYY-MM, or month-N without a start"),
+    Column("start_s", pa.float64(), "s", "start of the month (may be before the run)", "start_ts"),
+    Column("simulated_s", pa.float64(), "s", "seconds of the month the run covers"),
+    Column(
+        "peak_demand_kw",
+        pa.float64(),
+        "kW",
+        "highest facility power averaged over a demand interval",
+    ),
+    Column("peak_at_s", pa.float64(), "s", "start of that interval", "peak_at_ts"),
+    Column("facility_energy_mwh", pa.float64(), "MWh", "facility energy in the month"),
+    Column("energy_cost_usd", pa.float64(), "USD", "its cost; null without a price"),
+    Column(
+        "demand_charge_usd",
+        pa.float64(),
+        "USD",
+        "peak_demand_kw × the demand charge, prorated by the share of the month simulated",
+    ),
+)
+
+LIMITS = (
+    Column("source", DICT, "", "the limit: grid, curtailment or cooling"),
+    Column("binding_hours", pa.float64(), "h", "hours it was the binding limit (after warm-up)"),
+    Column(
+        "shedding_hours",
+        pa.float64(),
+        "h",
+        "of which hours the ladder capped or suspended work under it",
+    ),
+    Column("throttled_gpu_hours", pa.float64(), "GPU·h", "busy GPU-hours run capped under it"),
+    Column("suspended_gpu_hours", pa.float64(), "GPU·h", "GPU-hours suspended under it"),
+    Column(
+        "requests_held",
+        pa.int64(),
+        "",
+        "requests that found a replica free but no power headroom, under it",
+    ),
+    Column("jobs_held", pa.int64(), "", "jobs that found GPUs but no power headroom, under it"),
+    Column(
+        "energy_shed_mwh",
+        pa.float64(),
+        "MWh",
+        "curtailment only: facility energy below the previous-window baseline",
+    ),
 )
 
 HISTOGRAMS = (
@@ -215,6 +330,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "workload_timeseries": WORKLOAD_TIMESERIES,
     "workload_stats": WORKLOAD_STATS,
     "histograms": HISTOGRAMS,
+    "billing": BILLING,
+    "limits": LIMITS,
 }
 """Every Parquet file of a run directory (``<name>.parquet``) and its columns."""
 

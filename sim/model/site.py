@@ -1,0 +1,277 @@
+"""The site's conditions over time: ambient, PUE, cooling capacity, other load, price and limit.
+
+Everything in ``[facility]`` is known before the run (no randomness), so it becomes one
+timeline, computed once: at each of its breakpoints the ambient temperature, the PUE, the heat
+the cooling can reject, the other load, the price, any curtailment and the resulting facility
+power limit, each held constant until the next breakpoint. The model walks it with one clock
+entry per breakpoint.
+
+The limit on facility power is the least of the grid connection, any active curtailment
+(scheduled or price-triggered) and what the cooling allows: IT heat up to its derated capacity,
+plus that heat's cooling power, plus the other load. The IT budget is what IT may draw under
+it: ``(limit - other load) / PUE``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from sim.config.facility import (
+    AmbientConstant,
+    AmbientDaily,
+    Facility,
+    PriceFlat,
+    PriceTimeOfUse,
+    SeriesFile,
+)
+from sim.config.scenario import Scenario
+from sim.errors import Problem
+from sim.inputs import Inputs
+from sim.record import codes
+
+INF = math.inf
+DEFAULT_AMBIENT_C = 20.0
+"""Ambient temperature when ``[facility.ambient]`` is left out (°C)."""
+
+Step = tuple[np.ndarray, np.ndarray]
+"""A step function: (times, values); the value at t is that of the last time ≤ t."""
+
+
+def _constant(value: float) -> Step:
+    return np.array([0.0]), np.array([float(value)])
+
+
+def _seconds_of_day(start: datetime | None) -> float:
+    """Seconds from midnight (UTC) to the scenario start; 0 without a calendar start."""
+    if start is None:
+        return 0.0
+    return start.hour * 3600.0 + start.minute * 60.0 + start.second + start.microsecond / 1e6
+
+
+def _series(spec: SeriesFile, inputs: Inputs, scale: float = 1.0) -> Step:
+    series = inputs.series_of(spec)
+    return series.times_s, series.values * scale
+
+
+def _daily_ambient(spec: AmbientDaily, horizon_s: float, offset_s: float) -> Step:
+    times = np.arange(0.0, horizon_s, spec.step_s)
+    hours = ((offset_s + times + spec.step_s / 2) / 3600.0) % 24.0
+    values = spec.mean_c + spec.amplitude_c * np.cos(2 * np.pi * (hours - spec.peak_hour) / 24.0)
+    return times, values
+
+
+def _time_of_use(spec: PriceTimeOfUse, horizon_s: float, offset_s: float) -> Step:
+    """Prices at every period boundary of every day of the run."""
+    bounds = sorted({h for p in spec.periods for h in p.hours} | {0.0})
+    times = [0.0]
+    first_day = math.floor(offset_s / 86400.0)
+    last_day = math.ceil((offset_s + horizon_s) / 86400.0)
+    for day in range(first_day, last_day + 1):
+        for hour in bounds:
+            t = day * 86400.0 + hour * 3600.0 - offset_s
+            if 0.0 < t < horizon_s:
+                times.append(t)
+    grid = np.array(sorted(set(times)))
+    hours = ((offset_s + grid) / 3600.0) % 24.0
+    prices = np.full(len(grid), spec.usd_per_mwh)
+    for period in spec.periods:  # later periods win where they overlap
+        lo, hi = period.hours
+        inside = (hours >= lo) & (hours < hi) if lo < hi else (hours >= lo) | (hours < hi)
+        prices[inside] = period.usd_per_mwh
+    return grid, prices
+
+
+def _curtailment_windows(facility: Facility, horizon_s: float) -> Step:
+    """The least scheduled curtailment limit (W) at each time; inf where none is active."""
+    changes: list[tuple[float, int, float]] = []  # (time, +1 start / -1 end, limit)
+    for c in facility.curtailments:
+        t = c.at_s
+        while t < horizon_s:
+            changes.append((t, 1, c.limit_mw * 1e6))
+            changes.append((t + c.duration_s, -1, c.limit_mw * 1e6))
+            if c.every_s is None:
+                break
+            t += c.every_s
+    changes.sort(key=lambda x: (x[0], x[1]))
+    times, values = [0.0], [INF]
+    active: list[float] = []
+    ended: dict[float, int] = {}
+    i = 0
+    while i < len(changes):
+        t = changes[i][0]
+        while i < len(changes) and changes[i][0] == t:
+            _, kind, limit = changes[i]
+            if kind == 1:
+                heapq.heappush(active, limit)
+            else:
+                ended[limit] = ended.get(limit, 0) + 1
+            i += 1
+        while active and ended.get(active[0], 0):
+            ended[active[0]] -= 1
+            heapq.heappop(active)
+        times.append(t)
+        values.append(active[0] if active else INF)
+    return np.array(times), np.array(values)
+
+
+def _at(step: Step, times: np.ndarray) -> np.ndarray:
+    """The step function's value at each of ``times`` (its first value before its first time)."""
+    t, v = step
+    index = np.searchsorted(t, times, side="right") - 1
+    return v[np.clip(index, 0, len(v) - 1)]
+
+
+@dataclass(frozen=True)
+class SiteTimeline:
+    """The site's conditions, constant from each breakpoint to the next (arrays per breakpoint)."""
+
+    times: np.ndarray
+    """Breakpoints (s), from 0, increasing, before the horizon."""
+    ambient_c: np.ndarray
+    pue: np.ndarray
+    cooling_w: np.ndarray
+    """Heat the cooling can reject (W); inf without a cooling capacity."""
+    other_w: np.ndarray
+    """Load besides IT and cooling (W)."""
+    price: np.ndarray
+    """Electricity price (USD/MWh); NaN without a price."""
+    curtail_w: np.ndarray
+    """The active curtailment's limit (W); inf when none is."""
+    limit_w: np.ndarray
+    """The binding facility power limit (W); inf when there is none."""
+    source: np.ndarray
+    """Which limit binds (``codes.LIMIT_SOURCES``)."""
+    it_budget_w: np.ndarray
+    """What IT may draw under the limit (W)."""
+
+    @property
+    def curtailed(self) -> np.ndarray:
+        """Whether a curtailment is active at each breakpoint."""
+        return np.isfinite(self.curtail_w)
+
+
+def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
+    """The site's conditions over the scenario's horizon."""
+    facility = scn.facility
+    horizon = scn.scenario.duration_s
+    offset = _seconds_of_day(scn.scenario.start)
+
+    ambient = facility.ambient
+    if ambient is None:
+        ambient_step = _constant(DEFAULT_AMBIENT_C)
+    elif isinstance(ambient, AmbientConstant):
+        ambient_step = _constant(ambient.value_c)
+    elif isinstance(ambient, AmbientDaily):
+        ambient_step = _daily_ambient(ambient, horizon, offset)
+    else:
+        ambient_step = _series(ambient, inputs)
+
+    price = facility.price
+    if price is None:
+        price_step = _constant(math.nan)
+    elif isinstance(price, PriceFlat):
+        price_step = _constant(price.usd_per_mwh)
+    elif isinstance(price, PriceTimeOfUse):
+        price_step = _time_of_use(price, horizon, offset)
+    else:
+        price_step = _series(price, inputs)
+
+    other = facility.other_load_mw
+    other_step = (
+        _constant(other * 1e6) if isinstance(other, float | int) else _series(other, inputs, 1e6)
+    )
+    curtail_step = _curtailment_windows(facility, horizon)
+
+    edges = np.concatenate([s[0] for s in (ambient_step, price_step, other_step, curtail_step)])
+    times = np.unique(np.concatenate([[0.0], edges[(edges > 0) & (edges < horizon)]]))
+    ambient_c = _at(ambient_step, times)
+    prices = _at(price_step, times)
+    other_w = _at(other_step, times)
+    curtail_w = _at(curtail_step, times)
+    if price is not None and price.curtail_above_usd_per_mwh is not None:
+        assert price.curtail_to_mw is not None
+        triggered = prices > price.curtail_above_usd_per_mwh
+        curtail_w = np.where(triggered, np.minimum(curtail_w, price.curtail_to_mw * 1e6), curtail_w)
+
+    cooling = facility.cooling
+    if cooling is None:
+        pue = np.full(len(times), facility.pue)
+        cooling_w = np.full(len(times), INF)
+    else:
+        pue = np.interp(ambient_c, cooling.pue.ambient_c, cooling.pue.value)
+        cooling_w = np.array([cooling.capacity_w(a) for a in ambient_c])
+
+    grid_w = facility.grid_mw * 1e6 if facility.grid_mw is not None else INF
+    candidates = np.stack(
+        [
+            np.full(len(times), INF),
+            np.full(len(times), grid_w),
+            curtail_w,
+            np.where(np.isfinite(cooling_w), cooling_w * pue + other_w, INF),
+        ]
+    )
+    source = np.argmin(candidates, axis=0).astype(np.int64)
+    limit_w = candidates[source, np.arange(len(times))]
+    it_budget_w = np.where(np.isfinite(limit_w), (limit_w - other_w) / pue, INF)
+    return SiteTimeline(
+        times=times,
+        ambient_c=ambient_c,
+        pue=pue,
+        cooling_w=cooling_w,
+        other_w=other_w,
+        price=prices,
+        curtail_w=curtail_w,
+        limit_w=limit_w,
+        source=source,
+        it_budget_w=it_budget_w,
+    )
+
+
+LIMIT_KEYS = {
+    codes.LIMIT_GRID: "facility.grid_mw",
+    codes.LIMIT_CURTAILMENT: "facility.curtailments",
+    codes.LIMIT_COOLING: "facility.cooling.capacity_mw",
+}
+"""The scenario key behind each kind of limit, for messages."""
+
+
+def idle_floor_w(scn: Scenario) -> float:
+    """IT power with every GPU idle and every node on (W): what the power ladder cannot shed."""
+    return sum(
+        p.nodes * p.node_overhead_w + p.gpus * scn.pool_gpu(p).idle_w for p in scn.pools
+    )
+
+
+def floor_problems(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
+    """A problem if the limit ever falls below the site's idle draw (which nothing can shed)."""
+    floor = idle_floor_w(scn)
+    need = floor * timeline.pue + timeline.other_w
+    short = np.flatnonzero(need > timeline.limit_w * (1 + 1e-12))
+    if not len(short):
+        return []
+    k = int(short[0])
+    source = int(timeline.source[k])
+    key = LIMIT_KEYS.get(source, "facility")
+    if source == codes.LIMIT_CURTAILMENT and scn.facility.price is not None:
+        price = scn.facility.price
+        if (
+            price.curtail_to_mw is not None
+            and timeline.curtail_w[k] == price.curtail_to_mw * 1e6
+        ):
+            key = "facility.price.curtail_to_mw"
+    return [
+        Problem(
+            key,
+            f"at {timeline.times[k]:g} s the facility limit is "
+            f"{timeline.limit_w[k] / 1000:.1f} kW ({codes.LIMIT_SOURCES[source]}), below the "
+            f"site's idle draw of {need[k] / 1000:.1f} kW (every GPU idle, every node on, with "
+            f"cooling and other load; {len(short)} such period(s) in all). The power ladder "
+            "holds, caps and suspends work but cannot shed idle draw: raise the limit or "
+            "remove nodes",
+        )
+    ]
