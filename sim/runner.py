@@ -135,8 +135,9 @@ def prepare(
     has available, a run directory larger than the free disk of ``out_dir``'s file system
     (default ``outputs/<name>/seed=<seed>``), or more nodes, GPUs or replicas than sim takes.
     Then, together, how the sections fit, the scheduler policies, the replicas' placement and
-    the data files; last, that the facility's limit never falls below the site's idle draw. Raises ScenarioError listing every problem of the stage that failed, each
-    with its key path (``source`` names a Scenario object's file).
+    the data files; last, that the facility's limit never falls below the site's idle draw.
+    Raises ScenarioError listing every problem of the stage that failed, each with its key
+    path (``source`` names a Scenario object's file).
     """
     overrides = tuple(overrides)
     scn, source = _parse(scenario, overrides, source)
@@ -191,6 +192,7 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
         "sample_every_s": scn.scenario.sample_every_s,
         "start": scn.scenario.start.isoformat() if scn.scenario.start else None,
         "pue": scn.facility.pue,
+        "priced": scn.facility.price is not None,
         "workloads": [
             {
                 "name": w.name,
@@ -243,6 +245,7 @@ def run(
     progress: Callable[[float], None] | None = None,
     source: str | None = None,
     out: str | os.PathLike[str] | None = None,
+    audit: bool = False,
 ) -> RunResult:
     """Simulate a scenario (a file path, a ``Scenario`` or a ``Prepared``) into a run directory.
 
@@ -250,7 +253,8 @@ def run(
     ``sim run --set``; ``progress`` is called with the simulated time as the run advances;
     ``source`` names a Scenario object's file in messages; ``out`` is the run directory (new,
     empty or a previous run's); without it the run goes to a temporary directory that lives as
-    long as the result (``write_run`` copies it). Raises ScenarioError for bad input.
+    long as the result (``write_run`` copies it). ``audit`` checks the power ledger at every
+    change (slow; for tests). Raises ScenarioError for bad input.
     """
     from sim.analysis.rundir import load_table
     from sim.analysis.summary import summarize
@@ -296,7 +300,7 @@ def run(
     began = time.perf_counter()
     try:
         try:
-            simulate(scn, prepared.inputs, recorder, seed, progress)
+            simulate(scn, prepared.inputs, recorder, seed, progress, audit)
             rows = recorder.close()
         except BaseException:
             recorder.abort()

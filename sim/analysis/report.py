@@ -58,7 +58,24 @@ def format_summary(summary: dict[str, Any]) -> str:
         ["IT energy", f"{_fmt(s['it_energy_mwh'])} MWh"],
         ["mean facility power", f"{_fmt(s['facility_power_mean_kw'])} kW"],
         ["PUE", _fmt(s["pue"])],
+        ["peak demand (15-min mean)", f"{_fmt(s['peak_facility_kw'])} kW"],
+        ["least headroom to limit", f"{_fmt(s['limit_headroom_min_kw'])} kW"],
     ]
+    if s.get("energy_cost_usd") is not None:
+        site += [
+            ["energy cost", f"$ {_fmt(s['energy_cost_usd'])}"],
+            ["demand charge", f"$ {_fmt(s['demand_charge_usd'])}"],
+        ]
+    if s.get("throttled_gpu_hours") or s.get("suspended_gpu_hours"):
+        site += [
+            ["GPU-hours throttled", _fmt(s["throttled_gpu_hours"])],
+            ["GPU-hours suspended", _fmt(s["suspended_gpu_hours"])],
+        ]
+    if s.get("curtailment_hours"):
+        site += [
+            ["hours curtailed", _fmt(s["curtailment_hours"])],
+            ["energy shed in curtailments", f"{_fmt(s['curtailment_energy_shed_mwh'])} MWh"],
+        ]
     lines += _table(["site", "value"], site)
     inference = {k: v for k, v in s["workloads"].items() if v["kind"] == "inference"}
     if inference:

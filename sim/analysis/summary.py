@@ -32,6 +32,23 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 CUMULATIVE = ("it_energy_kwh", "gpu_busy_hours", "gpu_allocated_hours", "gpu_up_hours")
+SITE_CUMULATIVE = (
+    "facility_energy_kwh",
+    "cooling_energy_kwh",
+    "other_energy_kwh",
+    "energy_cost_usd",
+    "throttled_gpu_hours",
+    "suspended_gpu_hours",
+    "curtailment_hours",
+)
+LIMIT_FIGURES = (
+    "binding_hours",
+    "shedding_hours",
+    "throttled_gpu_hours",
+    "suspended_gpu_hours",
+    "requests_held",
+    "jobs_held",
+)
 
 
 def _num(value: Any) -> float | None:
@@ -130,8 +147,11 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     window_s = end - warmup
     pue = float(meta["pue"])
 
-    series = load("timeseries", ["time_s", *CUMULATIVE, "facility_energy_kwh"])
-    site = _window_delta(series, warmup, end, [*CUMULATIVE, "facility_energy_kwh"])
+    series = load("timeseries", ["time_s", *CUMULATIVE, *SITE_CUMULATIVE, "headroom_min_kw"])
+    site = _window_delta(series, warmup, end, [*CUMULATIVE, *SITE_CUMULATIVE])
+    after = series[series["time_s"].to_numpy() > warmup]
+    billing = load("billing", [])
+    limits = load("limits", [])
     pool_series = load("pool_timeseries", ["time_s", "pool", *CUMULATIVE])
     stats = load("workload_stats", [])
     hists = load("histograms", [])
@@ -145,6 +165,8 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     is_training = np.isin(stats["workload"].astype(str), training)
 
     it_kwh, facility_kwh = site["it_energy_kwh"], site["facility_energy_kwh"]
+    cooling_kwh = site["cooling_energy_kwh"]
+    priced = bool(meta.get("priced", False))
     summary: dict[str, Any] = {
         "scenario": meta["scenario"],
         "seed": meta["seed"],
@@ -174,11 +196,31 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
         {
             "energy_mwh": facility_kwh / 1000.0,
             "it_energy_mwh": it_kwh / 1000.0,
-            "pue": _ratio(facility_kwh, it_kwh) if it_kwh > 0 else pue,
+            "cooling_energy_mwh": cooling_kwh / 1000.0,
+            "other_energy_mwh": site["other_energy_kwh"] / 1000.0,
+            "pue": _ratio(it_kwh + cooling_kwh, it_kwh) if it_kwh > 0 else pue,
             "it_power_mean_kw": _ratio(it_kwh * 3600.0, window_s),
             "facility_power_mean_kw": _ratio(facility_kwh * 3600.0, window_s),
+            "peak_facility_kw": float(billing["peak_demand_kw"].max()) if len(billing) else None,
+            "limit_headroom_min_kw": float(after["headroom_min_kw"].min()) if len(after) else None,
+            "energy_cost_usd": site["energy_cost_usd"] if priced else None,
+            "demand_charge_usd": float(billing["demand_charge_usd"].sum()) if priced else None,
+            "throttled_gpu_hours": site["throttled_gpu_hours"],
+            "suspended_gpu_hours": site["suspended_gpu_hours"],
+            "curtailment_hours": site["curtailment_hours"],
+            "curtailment_energy_shed_mwh": float(limits["energy_shed_mwh"].sum())
+            if len(limits)
+            else 0.0,
+            "held_back": {
+                str(row["source"]): {k: row[k] for k in LIMIT_FIGURES}
+                for _, row in limits.iterrows()
+            },
         }
     )
+    if priced:
+        summary["total_energy_bill_usd"] = site["energy_cost_usd"] + float(
+            billing["demand_charge_usd"].sum()
+        )
 
     workloads: dict[str, Any] = {}
     for wl in meta["workloads"]:
@@ -193,6 +235,9 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
         else:
             waits = job_waits[_is(job_waits["workload"], name)]
             workloads[name] = {"kind": "training", **job_stats(rows, waits)}
+        energy = rows[["it_energy_kwh", "energy_cost_usd"]].sum(min_count=1)
+        workloads[name]["it_energy_mwh"] = float(energy["it_energy_kwh"]) / 1000.0
+        workloads[name]["energy_cost_usd"] = float(energy["energy_cost_usd"]) if priced else None
     summary["workloads"] = workloads
 
     pools: dict[str, Any] = {}

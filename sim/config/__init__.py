@@ -4,6 +4,7 @@ This layer knows nothing of SimPy: it turns a TOML file into a validated ``Scena
 """
 
 from sim.config.checks import CheckResult, check_scenario
+from sim.config.facility import Facility
 from sim.config.loading import (
     apply_overrides,
     load_scenario,
@@ -12,7 +13,6 @@ from sim.config.loading import (
     validate_scenario,
 )
 from sim.config.scenario import (
-    Facility,
     InferenceWorkload,
     Pool,
     Scenario,

@@ -150,8 +150,11 @@ class InferenceEngine:
 
     # -- changes from outside: caps, suspensions, held work ------------------------------
     def set_rates(self, t: float, speed_by_pool: list[float], extra_by_pool: list[float]) -> None:
-        """New power caps from ``t``: requests in service end from their remaining work at the
-        new speed, and each replica's extra draw when busy becomes its GPUs' new one."""
+        """New power caps from ``t``.
+
+        Requests in service end from their remaining work at the new speed, and each replica's
+        extra draw when busy becomes its GPUs' new one.
+        """
         pool = self.replica_pool
         speed = [speed_by_pool[pool[r]] for r in range(len(self.replicas))]
         self.need_w = [self.gpus * extra_by_pool[pool[r]] for r in range(len(self.replicas))]
@@ -177,11 +180,10 @@ class InferenceEngine:
 
     def suspend(self, r: int, t: float) -> None:
         """Pause replica ``r``'s request at ``t``, keeping its remaining work."""
-        for n, (end, rr) in enumerate(self.completions):
-            if rr == r:
-                break
-        else:
+        n = next((n for n, (_, rr) in enumerate(self.completions) if rr == r), -1)
+        if n < 0:
             raise ValueError(f"replica {r} is not serving")
+        end = self.completions[n][0]
         self.completions[n] = self.completions[-1]
         self.completions.pop()
         heapify(self.completions)
@@ -358,13 +360,13 @@ class InferenceEngine:
         self.arrived = arrived
         return t, p, next_id
 
-
     def advance_tight(
         self, limit_t: float, limit_p: int, next_id: int, ledger: PowerLedger
     ) -> tuple[float, int, int]:
-        """``advance`` while the power limit can bind: every start is debited from the ledger's
-        headroom (or held in the queue), every end credited.
+        """``advance`` while the power limit can bind.
 
+        Every start is debited from the ledger's headroom (or held in the queue), every end
+        credited.
         A separate loop so that ``advance``, which runs whenever the limit cannot bind, pays
         nothing for it. When an end frees power while work waits for power, the ledger's
         admission is scheduled at that instant and this loop stops before it.
@@ -517,8 +519,11 @@ class InferenceHub:
         self.reschedule()
 
     def _run_tight(self, ledger: PowerLedger) -> None:
-        """While the limit can bind: engines share the ledger's headroom, so they take turns in
-        time order, each running only up to the next event of another (or the clock's next)."""
+        """Run the engines while the limit can bind.
+
+        They share the ledger's headroom, so they take turns in time order, each running only
+        up to the next event of another (or the clock's next entry).
+        """
         heap, engines, clock = self.heap, self.engines, self.clock
         next_id = self.next_id
         while heap:

@@ -335,10 +335,10 @@ class PowerLedger:
             self._apply_level(t, 0.0 if level is None else level)
             if level is None:
                 self._suspend_until_fits(t)
+        else:
+            self._suspend_until_fits(t)  # the budget may have fallen further
         draw = self.draw_w()
-        most = self.floor_w + sum(
-            g * self.extra_w[p] for p, g in enumerate(self.gpus) if g
-        )
+        most = self.floor_w + sum(g * self.extra_w[p] for p, g in enumerate(self.gpus) if g)
         self.tight = bool(self.suspended_gpus) or most > budget
         self.free_w = budget - draw if self.tight else INF
         self._observe_headroom(budget - draw)
@@ -508,8 +508,10 @@ class PowerLedger:
         self.energy_marks.append((t, self.facility_j))
 
     def snapshot(self, t: float) -> tuple[float, ...]:
-        """Cumulative (facility J, cooling J, other J, cost USD, throttled GPU-s, suspended
-        GPU-s, curtailed s) at ``t``, settling first."""
+        """Cumulative figures at ``t``, settling first.
+
+        (facility J, cooling J, other J, cost USD, throttled GPU-s, suspended GPU-s, curtailed s).
+        """
         self.settle(t)
         return (
             self.facility_j,
@@ -531,9 +533,7 @@ class PowerLedger:
     def gpus_capped(self) -> int:
         """Busy GPUs whose cap is below their pool's configured cap."""
         return sum(
-            m.busy_now()
-            for p, m in enumerate(self.meters)
-            if self.cap_w[p] < self.base_cap_w[p]
+            m.busy_now() for p, m in enumerate(self.meters) if self.cap_w[p] < self.base_cap_w[p]
         )
 
     # -- demand and billing ------------------------------------------------------------------

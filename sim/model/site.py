@@ -123,7 +123,8 @@ def _at(step: Step, times: np.ndarray) -> np.ndarray:
     """The step function's value at each of ``times`` (its first value before its first time)."""
     t, v = step
     index = np.searchsorted(t, times, side="right") - 1
-    return v[np.clip(index, 0, len(v) - 1)]
+    values: np.ndarray = v[np.clip(index, 0, len(v) - 1)]
+    return values
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ class SiteTimeline:
     @property
     def curtailed(self) -> np.ndarray:
         """Whether a curtailment is active at each breakpoint."""
-        return np.isfinite(self.curtail_w)
+        active: np.ndarray = np.isfinite(self.curtail_w)
+        return active
 
 
 def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
@@ -242,9 +244,7 @@ LIMIT_KEYS = {
 
 def idle_floor_w(scn: Scenario) -> float:
     """IT power with every GPU idle and every node on (W): what the power ladder cannot shed."""
-    return sum(
-        p.nodes * p.node_overhead_w + p.gpus * scn.pool_gpu(p).idle_w for p in scn.pools
-    )
+    return sum(p.nodes * p.node_overhead_w + p.gpus * scn.pool_gpu(p).idle_w for p in scn.pools)
 
 
 def floor_problems(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
@@ -259,10 +259,7 @@ def floor_problems(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
     key = LIMIT_KEYS.get(source, "facility")
     if source == codes.LIMIT_CURTAILMENT and scn.facility.price is not None:
         price = scn.facility.price
-        if (
-            price.curtail_to_mw is not None
-            and timeline.curtail_w[k] == price.curtail_to_mw * 1e6
-        ):
+        if price.curtail_to_mw is not None and timeline.curtail_w[k] == price.curtail_to_mw * 1e6:
             key = "facility.price.curtail_to_mw"
     return [
         Problem(

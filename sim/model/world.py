@@ -17,8 +17,8 @@ from sim.inputs import Inputs
 from sim.model.arrivals import make_stream
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
-from sim.model.placement import build_pools, place_replicas
 from sim.model.ledger import PowerLedger
+from sim.model.placement import build_pools, place_replicas
 from sim.model.policies import POWER_POLICIES, QUEUE_POLICIES
 from sim.model.pools import Capacity, Placement
 from sim.model.power import PoolMeter
@@ -55,6 +55,7 @@ class World:
         recorder: Recorder,
         seed: int,
         timeline: SiteTimeline | None = None,
+        audit: bool = False,
     ) -> None:
         self.scn = scn
         self.recorder = recorder
@@ -76,6 +77,7 @@ class World:
             recorder,
             POWER_POLICIES[scn.scheduler.power_policy],
         )
+        self.ledger.audit = audit
         self.capacity = Capacity(self.pools)
         self.scheduler = TrainingScheduler(
             self.clock, self.capacity, self.ledger, QUEUE_POLICIES[scn.scheduler.policy](), recorder
@@ -317,6 +319,11 @@ def simulate(
     recorder: Recorder,
     seed: int,
     progress: Progress | None = None,
+    audit: bool = False,
 ) -> None:
-    """Run one simulation of ``scn`` with ``seed``, recording into ``recorder``."""
-    World(scn, inputs, recorder, seed).run(progress)
+    """Run one simulation of ``scn`` with ``seed``, recording into ``recorder``.
+
+    ``audit`` checks, at every change of power while the limit can bind, that the ledger's
+    headroom agrees with the meters and the draw is within the limit (slow; for tests).
+    """
+    World(scn, inputs, recorder, seed, audit=audit).run(progress)

@@ -613,7 +613,16 @@ class Recorder:
     ) -> None:
         """Record one billing month."""
         self.billing_rows.append(
-            (month, start_s, simulated_s, peak_kw, peak_at_s, energy_mwh, cost_usd, demand_charge_usd)
+            (
+                month,
+                start_s,
+                simulated_s,
+                peak_kw,
+                peak_at_s,
+                energy_mwh,
+                cost_usd,
+                demand_charge_usd,
+            )
         )
 
     def limit_stats(self, source: int, *values: float) -> None:

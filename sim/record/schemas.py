@@ -130,9 +130,7 @@ TIMESERIES = (
     Column("time_s", pa.float64(), "s", "sample time", "timestamp"),
     *_GPU_COUNTS,
     Column("it_power_kw", pa.float64(), "kW", "IT power: GPUs and node overhead"),
-    Column(
-        "facility_power_kw", pa.float64(), "kW", "IT + cooling (IT × (PUE - 1)) + other load"
-    ),
+    Column("facility_power_kw", pa.float64(), "kW", "IT + cooling (IT × (PUE - 1)) + other load"),
     Column(
         "power_limit_kw",
         pa.float64(),
@@ -140,8 +138,13 @@ TIMESERIES = (
         "the binding limit on facility power (least of grid, curtailment, cooling); null if none",
     ),
     Column("limit_source", DICT, "", "which limit binds: none, grid, curtailment or cooling"),
-    Column("headroom_min_kw", pa.float64(), "kW", "least power_limit_kw - facility_power_kw "
-           "since the previous sample (this instant included); null without a limit"),
+    Column(
+        "headroom_min_kw",
+        pa.float64(),
+        "kW",
+        "least power_limit_kw - facility_power_kw "
+        "since the previous sample (this instant included); null without a limit",
+    ),
     Column("cooling_power_kw", pa.float64(), "kW", "cooling power: IT × (PUE - 1)"),
     Column("other_load_kw", pa.float64(), "kW", "load besides IT and cooling"),
     Column(
@@ -152,9 +155,7 @@ TIMESERIES = (
     ),
     Column("ambient_c", pa.float64(), "°C", "outdoor temperature"),
     Column("pue", pa.float64(), "", "PUE at the present ambient"),
-    Column(
-        "price_usd_per_mwh", pa.float64(), "USD/MWh", "electricity price; null without a price"
-    ),
+    Column("price_usd_per_mwh", pa.float64(), "USD/MWh", "electricity price; null without a price"),
     Column("curtailed", pa.bool_(), "", "whether a curtailment is active"),
     Column(
         "cap_level",
