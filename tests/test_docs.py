@@ -112,11 +112,22 @@ def own_sections() -> set[type[BaseModel]]:
     return {m for tp in keys(Scenario).values() if len(inner := models(tp)) == 1 for m in inner}
 
 
-def check_inside(model: type[BaseModel], text: str, where: str) -> None:
+def subsection(prefix: str, key: str) -> str | None:
+    """The section of a nested table (``[facility.cooling]``, ``[[facility.curtailments]]``)."""
+    forms = (f"`[{prefix}.{key}]`", f"`[[{prefix}.{key}]]`")
+    matches = [h for h in SECTIONS if any(h == form or h.startswith(form) for form in forms)]
+    assert len(matches) <= 1, matches
+    return SECTIONS[matches[0]] if matches else None
+
+
+def check_inside(model: type[BaseModel], text: str, where: str, prefix: str) -> None:
     """Every key of ``model`` has a row of the key table of section ``text``; each nested model's
-    keys are documented where that key is: a plain model in its parent key's row (``sla``'s
-    ``latency``) unless it has a section of its own (checked there), a union in the row for
-    its tag value of the table headed by the tag key (``process`` and ``dist`` tables)."""
+    keys are documented where that key is: in a section of its own when there is one
+    (``[facility.cooling]``), else a plain model in its parent key's row (``sla``'s
+    ``latency``) unless it is a top-level section (checked there), a union in the row for its
+    tag value of the table headed by the tag key (``process`` and ``dist`` tables; within the
+    union's own section when it has one, where keys every member shares may be in a key
+    table instead)."""
     documented = key_column(text)
     missing = [k for k in keys(model) if f"`{k}`" not in documented]
     assert not missing, f"{model.__name__}: {missing} not in the key table of {where!r}"
@@ -124,7 +135,10 @@ def check_inside(model: type[BaseModel], text: str, where: str) -> None:
     assert not stale, f"{where!r} documents {stale}, which {model.__name__} does not have"
     for key, tp in keys(model).items():
         inner = models(tp)
-        if len(inner) == 1 and inner[0] not in own_sections():
+        own = subsection(prefix, key)
+        if len(inner) == 1 and own is not None:
+            check_inside(inner[0], own, f"{prefix}.{key}", f"{prefix}.{key}")
+        elif len(inner) == 1 and inner[0] not in own_sections():
             (row,) = [
                 r for t in tables(text) if t[0][0] == "key" for r in t[1:] if r[0] == f"`{key}`"
             ]
@@ -132,9 +146,14 @@ def check_inside(model: type[BaseModel], text: str, where: str) -> None:
                 assert f"`{sub}`" in " | ".join(row[1:]), (model.__name__, key, sub)
         elif len(inner) > 1:
             name, values = tag(inner)
+            shared = key_column(own) if own is not None else []
             for member, value in values.items():
-                row = row_for(f"`{value}`", name)
-                params = [k for k in keys(member) if k != name]
+                if own is not None:
+                    (table,) = [t for t in tables(own) if t[0][0] == name]
+                    (row,) = [r for r in table[1:] if r[0] == f"`{value}`"]
+                else:
+                    row = row_for(f"`{value}`", name)
+                params = [k for k in keys(member) if k != name and f"`{k}`" not in shared]
                 missing = [k for k in params if f"`{k}`" not in row[1]]
                 assert not missing, f"{name} = {value!r}: {missing} not in its row {row}"
 
@@ -149,13 +168,13 @@ def test_every_scenario_key_is_documented_in_its_own_sections_table():
         assert inner, key
         form = f"`[[{key}]]`" if typing.get_origin(tp) is tuple else f"`[{key}]`"
         if len(inner) == 1:
-            check_inside(inner[0], section(form), form)
+            check_inside(inner[0], section(form), form, key)
             checked.append(inner[0].__name__)
             continue
         name, values = tag(inner)
         for member, value in values.items():
             heading = f'`{name} = "{value}"`'
-            check_inside(member, section(form, heading), f"{form} with {heading}")
+            check_inside(member, section(form, heading), f"{form} with {heading}", key)
             checked.append(member.__name__)
     assert {"ScenarioMeta", "Facility", "GpuType", "Pool", "Scheduler"} <= set(checked)
     assert {"InferenceWorkload", "TrainingWorkload"} <= set(checked)
