@@ -154,8 +154,10 @@ class PowerLedger:
         """Per billing month: [start s, seconds simulated, peak kW, peak at s, facility J,
         cost USD, month length s]."""
         self._interval_start = (0.0, 0.0, 0.0)  # (t, facility J, cost)
-        self.energy_marks: list[tuple[float, float]] = [(0.0, 0.0)]
-        """(time, facility energy J) at every settlement: the curtailment baselines' record."""
+        self.curtailments = self._curtailment_runs()
+        """Each curtailment after the warm-up with a full baseline window: (start, end)."""
+        self.energy_at: dict[float, float] = {}
+        """Facility energy (J) at the times the curtailments' shed is measured from."""
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(
@@ -170,6 +172,10 @@ class PowerLedger:
             self.engine_marks[engine.index] = [0.0] * len(engine.pools)
             engine.set_rates(0.0, self.speed_inference, self.extra_w)
         self.clock.call_at(0.0, SITE_PRIORITY, partial(self._on_site, 0))
+        marks = sorted({t for a, b in self.curtailments for t in (2 * a - b, a, b)})
+        for t in marks:
+            if t < self.horizon:
+                self.clock.call_at(t, SITE_PRIORITY, partial(self._mark_energy, t))
         self.clock.call_at(self.demand_interval, SITE_PRIORITY, self._on_demand_interval)
 
     # -- caps ------------------------------------------------------------------------------
@@ -342,6 +348,8 @@ class PowerLedger:
         self.tight = bool(self.suspended_gpus) or most > budget
         self.free_w = budget - draw if self.tight else INF
         self._observe_headroom(budget - draw)
+        if self.hub is not None:
+            self.hub.wake()  # caps and resumptions move the engines' next events
         self.check()
         if (was_tight and not self.tight) or self.pending:
             self.request_admit(t)
@@ -505,7 +513,10 @@ class PowerLedger:
         self._settle_engines(t)
         self.t = t
         self.it_j = it_j
-        self.energy_marks.append((t, self.facility_j))
+
+    def _mark_energy(self, t: float) -> None:
+        self.settle(t)
+        self.energy_at[t] = self.facility_j
 
     def snapshot(self, t: float) -> tuple[float, ...]:
         """Cumulative figures at ``t``, settling first.
@@ -602,31 +613,16 @@ class PowerLedger:
                 w, (self.wl_energy_j[w] - marks[0][w]) / 3.6e6, self.wl_cost[w] - marks[1][w]
             )
 
-    def _curtailment_shed(self) -> float:
-        """Facility energy shed during curtailments after the warm-up (J), against a baseline.
+    def _curtailment_runs(self) -> list[tuple[float, float]]:
+        """Stretches of the timeline under curtailment, as (start, end).
 
-        The baseline of each curtailment is the average facility power over the window of the
-        same length just before it (the previous-window baseline of demand response).
+        Only those starting after the warm-up with a full baseline window (from time 0 on).
         """
-        import bisect
-
         tl = self.timeline
-        times = [m[0] for m in self.energy_marks]
-        energies = [m[1] for m in self.energy_marks]
-
-        def energy_at(t: float) -> float:
-            i = bisect.bisect_right(times, t) - 1
-            if i < 0:
-                return 0.0
-            if i + 1 >= len(times) or times[i] == t:
-                return energies[i]
-            t0, t1 = times[i], times[i + 1]
-            return energies[i] + (energies[i + 1] - energies[i]) * (t - t0) / (t1 - t0)
-
-        total = 0.0
+        runs = []
         curtailed = tl.curtailed
-        k = 0
         n = len(tl.times)
+        k = 0
         while k < n:
             if not curtailed[k]:
                 k += 1
@@ -637,10 +633,20 @@ class PowerLedger:
             a = float(tl.times[k])
             b = float(tl.times[j + 1]) if j + 1 < n else self.horizon
             k = j + 1
-            length = b - a
-            if a < self.warmup or a - length < 0:
-                continue
-            baseline = (energy_at(a) - energy_at(a - length)) / length
-            during = (energy_at(b) - energy_at(a)) / length
-            total += max(baseline - during, 0.0) * length
+            if a >= self.warmup and 2 * a - b >= 0:
+                runs.append((a, b))
+        return runs
+
+    def _curtailment_shed(self) -> float:
+        """Facility energy shed during curtailments (J), each against its baseline.
+
+        The baseline of a curtailment is the average facility power over the window of the
+        same length just before it (the previous-window baseline of demand response).
+        """
+        self.energy_at.setdefault(self.horizon, self.facility_j)
+        total = 0.0
+        for a, b in self.curtailments:
+            before = self.energy_at[a] - self.energy_at[2 * a - b]
+            during = self.energy_at[b] - self.energy_at[a]
+            total += max(before - during, 0.0)
         return total
