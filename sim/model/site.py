@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -255,20 +255,39 @@ def floor_problems(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
     if not len(short):
         return []
     k = int(short[0])
+    t = float(timeline.times[k])
     source = int(timeline.source[k])
     key = LIMIT_KEYS.get(source, "facility")
-    if source == codes.LIMIT_CURTAILMENT and scn.facility.price is not None:
-        price = scn.facility.price
-        if price.curtail_to_mw is not None and timeline.curtail_w[k] == price.curtail_to_mw * 1e6:
-            key = "facility.price.curtail_to_mw"
+    if source == codes.LIMIT_CURTAILMENT:
+        key = _curtailment_key(scn, t, float(timeline.curtail_w[k]))
+    when = f"{t:g} s"
+    if scn.scenario.start is not None:
+        when += f" ({(scn.scenario.start + timedelta(seconds=t)):%Y-%m-%d %H:%M} UTC)"
     return [
         Problem(
             key,
-            f"at {timeline.times[k]:g} s the facility limit is "
-            f"{timeline.limit_w[k] / 1000:.1f} kW ({codes.LIMIT_SOURCES[source]}), below the "
-            f"site's idle draw of {need[k] / 1000:.1f} kW (every GPU idle, every node on, with "
-            f"cooling and other load; {len(short)} such period(s) in all). The power ladder "
-            "holds, caps and suspends work but cannot shed idle draw: raise the limit or "
-            "remove nodes",
+            f"at {when} the facility limit is {timeline.limit_w[k] / 1000:.1f} kW "
+            f"({codes.LIMIT_SOURCES[source]}), below the site's idle draw of "
+            f"{need[k] / 1000:.1f} kW (every GPU idle, every node on, with cooling and other "
+            f"load; {len(short)} such period(s) in all). The power ladder holds, caps and "
+            "suspends work but cannot shed idle draw: raise the limit or remove nodes",
         )
     ]
+
+
+def _curtailment_key(scn: Scenario, t: float, limit_w: float) -> str:
+    """The key of the curtailment that sets ``limit_w`` at ``t``."""
+    price = scn.facility.price
+    if (
+        price is not None
+        and price.curtail_to_mw is not None
+        and price.curtail_to_mw * 1e6 == limit_w
+    ):
+        return "facility.price.curtail_to_mw"
+    for i, c in enumerate(scn.facility.curtailments):
+        offset = t - c.at_s
+        if c.limit_mw * 1e6 == limit_w and offset >= 0:
+            phase = offset % c.every_s if c.every_s is not None else offset
+            if phase < c.duration_s:
+                return f"facility.curtailments.{i}.limit_mw"
+    return "facility.curtailments"
