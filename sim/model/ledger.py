@@ -107,6 +107,8 @@ class PowerLedger:
 
         # The limit and the headroom.
         self.k = 0
+        self.cost_factor = self._cost_factor(0)
+        """USD per J of IT energy in the present segment: PUE × price (0 without a price)."""
         self.budget_w = float(timeline.it_budget_w[0])
         self.source = int(timeline.source[0])
         self.tight = False
@@ -294,7 +296,12 @@ class PowerLedger:
     def job_busy(self, t: float, job: Job, pool: int, gpus: int, allocated: int) -> None:
         """``gpus`` of a job become busy (negative: idle) and ``allocated`` are taken or given."""
         w = job.workload
-        self._settle_workload(w, t)
+        dt = t - self.wl_t[w]
+        if dt > 0:
+            e = self.wl_busy_w[w] * dt
+            self.wl_energy_j[w] += e
+            self.wl_cost[w] += e * self.cost_factor
+            self.wl_t[w] = t
         self.wl_busy_w[w] += gpus * self.cap_w[pool]
         self.meters[pool].change(t, gpus, allocated)
 
@@ -307,6 +314,7 @@ class PowerLedger:
         old_limit = float(tl.limit_w[k - 1]) if k > 0 else INF
         old_curtailed = bool(tl.curtailed[k - 1]) if k > 0 else False
         self.k = k
+        self.cost_factor = self._cost_factor(k)
         self.source = int(tl.source[k])
         self.budget_w = float(tl.it_budget_w[k])
         limit = float(tl.limit_w[k])
@@ -328,6 +336,10 @@ class PowerLedger:
         self._rebalance(t)
         if k + 1 < len(tl.times):
             self.clock.call_at(float(tl.times[k + 1]), SITE_PRIORITY, partial(self._on_site, k + 1))
+
+    def _cost_factor(self, k: int) -> float:
+        price = float(self.timeline.price[k])
+        return float(self.timeline.pue[k]) * price / J_PER_MWH if price == price else 0.0
 
     def _rebalance(self, t: float) -> None:
         """Apply the ladder for the present budget: shed or restore, then set the mode."""
@@ -451,15 +463,11 @@ class PowerLedger:
         if dt > 0:
             e = self.wl_busy_w[w] * dt
             self.wl_energy_j[w] += e
-            price = float(self.timeline.price[self.k])
-            if price == price:
-                self.wl_cost[w] += e * float(self.timeline.pue[self.k]) * price / J_PER_MWH
+            self.wl_cost[w] += e * self.cost_factor
         self.wl_t[w] = t
 
     def _settle_engines(self, t: float) -> None:
-        k = self.k
-        price = float(self.timeline.price[k])
-        factor = float(self.timeline.pue[k]) * price / J_PER_MWH if price == price else 0.0
+        factor = self.cost_factor
         for engine in self.engines:
             marks = self.engine_marks[engine.index]
             for slot, pool in enumerate(engine.pools):

@@ -187,7 +187,7 @@ class TrainingScheduler:
             placement = capacity.place(job.demand)
             if placement is None:
                 return
-            if not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
+            if ledger.tight and not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
                 capacity.release(placement)
                 if not job.held:
                     job.held = True
@@ -279,12 +279,13 @@ class TrainingScheduler:
         """Release a running job's GPUs and power and account its run time."""
         self.capacity.release(placement)
         pool = placement.pool.index
-        need = self.ledger.job_need_w(job, pool)
-        self.ledger.job_busy(now, job, pool, -job.gpus, -job.gpus)
+        ledger = self.ledger
+        ledger.job_busy(now, job, pool, -job.gpus, -job.gpus)
         job.run_s += now - job.segment_start
         job.placement = None
         del self.running[job.id]
-        self.ledger.release(need)
+        if ledger.tight:
+            ledger.release(ledger.job_need_w(job, pool))
 
     def finish(self, horizon_s: float) -> None:
         """At the horizon: running, suspended and queued jobs end ``unfinished``; record them."""
