@@ -218,8 +218,8 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
         }
     )
     if priced:
-        summary["total_energy_bill_usd"] = site["energy_cost_usd"] + float(
-            billing["demand_charge_usd"].sum()
+        summary["total_energy_bill_usd"] = float(
+            billing["energy_cost_usd"].sum() + billing["demand_charge_usd"].sum()
         )
 
     workloads: dict[str, Any] = {}

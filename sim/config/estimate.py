@@ -141,6 +141,12 @@ CPU_PER_JOB_S = 1.6e-05
 CPU_PER_SAMPLE_ROW_S = 3.83e-06
 """Per time-series row [samples]."""
 
+TIGHT_REQUEST_FACTOR = (1.1, 2.5)
+"""CPU per request while the power limit can bind, × that of a request when it cannot: one
+inference workload, several (they then take turns in time order). Measured with farm-bench:
+``/tmp`` variants of the heatwave (1 and 2 services) and the site-week at 3.6 MW (20 services,
+×2.4); not calibrated by ``benchmarks/calibrate.py``."""
+
 CALIBRATED = (
     "MEM_BASE_BYTES",
     "MEM_PER_NODE_BYTES",
@@ -406,6 +412,18 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
                     f"set workloads.{wl.name}.max_queue, add replicas or lower the rate",
                 )
 
+    limit_key = _binding_limit(scn)
+    if limit_key is not None and requests:
+        n = sum(requests.values())
+        factor = TIGHT_REQUEST_FACTOR[0 if len(requests) == 1 else 1]
+        time.add(
+            limit_key,
+            f"{format_count(n)} requests while the power limit can bind (checked one by one)",
+            n * (factor - 1.0),
+            "CPU_PER_REQUEST_S",
+            f"loosen {limit_key} if the site need not be limited",
+        )
+
     request_rows = sum(rows.values())
     if request_rows > 0:
         recorded = [w for w in scn.workloads if isinstance(w, InferenceWorkload) and rows[w.name]]
@@ -475,6 +493,38 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
         disk=tuple(disk.parts),
         time=tuple(time.parts),
     )
+
+
+def _binding_limit(scn: Scenario) -> str | None:
+    """The key of a facility limit the site at full load may exceed, else None.
+
+    A rough static check: the highest PUE, the design-point cooling less 20 % for heat.
+    """
+    facility = scn.facility
+    catalogue = scn.gpu_catalogue()
+    full_w = 0.0
+    for pool in scn.pools:
+        gpu = catalogue.get(pool.gpu_type)
+        if gpu is not None:
+            cap = pool.power_cap_w if pool.power_cap_w is not None else gpu.peak_w
+            full_w += pool.nodes * pool.node_overhead_w + pool.gpus * cap
+    cooling = facility.cooling
+    pue = max(cooling.pue.value) if cooling is not None else facility.pue
+    other = facility.other_load_mw * 1e6 if isinstance(facility.other_load_mw, float) else 0.0
+    limits: list[tuple[float, str]] = []
+    if facility.grid_mw is not None:
+        limits.append((facility.grid_mw * 1e6, "facility.grid_mw"))
+    for i, c in enumerate(facility.curtailments):
+        limits.append((c.limit_mw * 1e6, f"facility.curtailments.{i}.limit_mw"))
+    price = facility.price
+    if price is not None and price.curtail_to_mw is not None:
+        limits.append((price.curtail_to_mw * 1e6, "facility.price.curtail_to_mw"))
+    for limit, key in sorted(limits):
+        if full_w * pue + other > limit:
+            return key
+    if cooling is not None and cooling.capacity_mw and full_w > 0.8 * cooling.capacity_mw * 1e6:
+        return "facility.cooling.capacity_mw"
+    return None
 
 
 # --- This machine -------------------------------------------------------------------------

@@ -210,7 +210,7 @@ class InferenceEngine:
         queue, free = self.queue, self.free
         while queue and free:
             r = free[0]
-            if ledger is not None and not ledger.admit(self.need_w[r]):
+            if ledger is not None and not ledger.admit_request(self.need_w[r]):
                 return
             heappop(free)
             k = queue.popleft() - self.base
@@ -411,7 +411,7 @@ class InferenceEngine:
                 k = i - base
                 ident[k] = next_id
                 next_id += 1
-                if queue or not free or not ledger.admit(need_w[free[0]]):
+                if queue or not free or not ledger.admit_request(need_w[free[0]]):
                     if free and not queue:
                         ledger.note_held()
                     if len(queue) < max_queue:
@@ -437,7 +437,7 @@ class InferenceEngine:
                         pending_end_s[s] = 0.0
                     heappush(free, r)
                     ledger.free_w += need_w[r]
-                    if ledger.pending:
+                    if ledger.pending or ledger.jobs_held:
                         ledger.request_admit(t)
                         limit_t, limit_p = t, DECIDE_PRIORITY
                     continue

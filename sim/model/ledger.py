@@ -14,14 +14,14 @@ ambient, curtailment, other load), the ledger, in order:
    the running work fits; capped GPUs run slower (``sim.model.powercap``) and work in progress
    finishes later, from its remaining work at the new speed;
 3. at the lowest caps, suspends running training jobs in the ``power_policy``'s order (they
-   keep their GPUs and lose nothing but time);
+   keep their GPUs and lose nothing but time; no new job starts while one is suspended);
 4. last, suspends busy inference replicas (their requests pause with their remaining work).
 
-Between changes of the limit the cap level stays; power that work frees goes first to
-suspended work (replicas, then jobs in reverse suspension order), then to held work (inference
-in name order, then the training queue). At each change of the limit, suspended work resumes
-as far as the headroom allows, and when nothing is left suspended the cap level rises as far
-as it allows.
+Inference outranks training: power that work frees goes first to suspended replicas, then to
+held requests, then to suspended jobs, then (once nothing is suspended) to raising the cap
+level, and last to the training queue. At each change of the limit suspended replicas resume
+as far as the headroom allows, and while nothing is suspended the cap level is set again for
+the running work (never higher when the limit falls). Between changes the level stays.
 
 **Integrals.** Facility power is IT × PUE + other load, both constant between breakpoints of
 the site's timeline, so facility energy, cooling energy and cost are settled exactly at every
@@ -109,7 +109,8 @@ class PowerLedger:
         self.k = 0
         self.cost_factor = self._cost_factor(0)
         """USD per J of IT energy in the present segment: PUE × price (0 without a price)."""
-        self.budget_w = float(timeline.it_budget_w[0])
+        self.budget_w = self._budget(0)
+        self.last_budget_w = self.budget_w
         self.source = int(timeline.source[0])
         self.tight = False
         self.free_w = INF
@@ -117,7 +118,9 @@ class PowerLedger:
         self.min_free_w = INF
         """Least ``free_w`` since the last settlement."""
         self.pending = False
-        """Work may be held or suspended: freed power should wake the admission."""
+        """Requests may be held, or work suspended: freed power should wake the admission."""
+        self.jobs_held = False
+        """A training job was held for power: freed inference power should wake the queue."""
         self._admit_due = False
         self.suspended_jobs: list[Job] = []
         self.suspended_replicas: list[tuple[InferenceEngine, int]] = []
@@ -258,10 +261,40 @@ class PowerLedger:
         assert self.draw_w() <= self.budget_w * (1 + 1e-9) + 1e-6, (self.draw_w(), self.budget_w)
 
     def admit(self, need_w: float) -> bool:
-        """Whether new work drawing ``need_w`` more may start now; if so, it is debited."""
+        """Whether a new training job drawing ``need_w`` more may start now (if so, debited).
+
+        Not while anything is suspended: suspended work resumes before new work starts.
+        """
         if not self.tight:
             return True
         if self.suspended_gpus or self.free_w < need_w:
+            self.jobs_held = True
+            return False
+        self.free_w -= need_w
+        if self.free_w < self.min_free_w:
+            self.min_free_w = self.free_w
+        return True
+
+    def job_may_fit(self, job: Job) -> bool:
+        """Whether a job could be admitted on its cheapest eligible pool (without placing it)."""
+        if not self.tight:
+            return True
+        if self.suspended_gpus or self.free_w < job.gpus * min(
+            self.extra_w[p.index] for p in job.demand.pools
+        ):
+            self.jobs_held = True
+            return False
+        return True
+
+    def admit_request(self, need_w: float) -> bool:
+        """Whether a held request drawing ``need_w`` more may start now (if so, debited).
+
+        Inference outranks training: suspended training jobs do not hold requests back, only
+        suspended replicas do.
+        """
+        if not self.tight:
+            return True
+        if self.suspended_replicas or self.free_w < need_w:
             self.pending = True
             return False
         self.free_w -= need_w
@@ -275,7 +308,11 @@ class PowerLedger:
             self.by_source[self.source][5 if job else 4] += 1
 
     def release(self, need_w: float) -> None:
-        """Work drawing ``need_w`` stopped; wake the admission if anything waits for power."""
+        """A job drawing ``need_w`` stopped: credit it, and wake the admission.
+
+        Only if anything but the training queue (which its scheduler serves itself when a job
+        ends) waits for power.
+        """
         if self.tight:
             self.free_w += need_w
             if self.pending:
@@ -316,7 +353,7 @@ class PowerLedger:
         self.k = k
         self.cost_factor = self._cost_factor(k)
         self.source = int(tl.source[k])
-        self.budget_w = float(tl.it_budget_w[k])
+        self.budget_w = self._budget(k)
         limit = float(tl.limit_w[k])
         curtailed = bool(tl.curtailed[k])
         if limit != old_limit:
@@ -337,24 +374,41 @@ class PowerLedger:
         if k + 1 < len(tl.times):
             self.clock.call_at(float(tl.times[k + 1]), SITE_PRIORITY, partial(self._on_site, k + 1))
 
+    def _budget(self, k: int) -> float:
+        """The IT budget of segment ``k``: a milliwatt per megawatt below the exact one.
+
+        So that rounding in the headroom's sums never carries the draw over the limit.
+        """
+        exact = float(self.timeline.it_budget_w[k])
+        return exact - abs(exact) * 1e-9 if math.isfinite(exact) else INF
+
     def _cost_factor(self, k: int) -> float:
         price = float(self.timeline.price[k])
         return float(self.timeline.pue[k]) * price / J_PER_MWH if price == price else 0.0
 
     def _rebalance(self, t: float) -> None:
-        """Apply the ladder for the present budget: shed or restore, then set the mode."""
+        """Apply the ladder for a new budget: shed or restore, then set the mode.
+
+        Suspended replicas resume here as far as the budget allows; suspended jobs resume in
+        the admission that follows at this instant, after held requests (inference first).
+        While nothing is suspended, the cap level is the highest at which the running work
+        fits; when the budget falls it does not rise (a dip in load at that instant would
+        otherwise uncap the site just as its limit tightens).
+        """
         budget = self.budget_w
+        falling = budget < self.last_budget_w
+        self.last_budget_w = budget
         was_tight = self.tight
+        self._resume_replicas(t)
         if self.suspended_gpus:
-            self._resume_fitting(t)
-        if not self.suspended_gpus:
-            busy = self.busy_gpus()
-            level = self._best_level(budget, busy)
+            self._suspend_until_fits(t)  # the budget may have fallen further
+        else:
+            level = self._best_level(budget, self.busy_gpus())
+            if level is not None and falling:
+                level = min(level, self.level)
             self._apply_level(t, 0.0 if level is None else level)
             if level is None:
                 self._suspend_until_fits(t)
-        else:
-            self._suspend_until_fits(t)  # the budget may have fallen further
         draw = self.draw_w()
         most = self.floor_w + sum(g * self.extra_w[p] for p, g in enumerate(self.gpus) if g)
         self.tight = bool(self.suspended_gpus) or most > budget
@@ -363,12 +417,11 @@ class PowerLedger:
         if self.hub is not None:
             self.hub.wake()  # caps and resumptions move the engines' next events
         self.check()
-        if (was_tight and not self.tight) or self.pending:
+        if (was_tight and not self.tight) or self.pending or self.suspended_gpus:
             self.request_admit(t)
 
-    def _resume_fitting(self, t: float) -> None:
-        """Resume suspended replicas, then jobs, while the budget allows (last suspended first)."""
-        assert self.scheduler is not None
+    def _resume_replicas(self, t: float) -> None:
+        """Resume suspended replicas while the budget allows (the last suspended first)."""
         budget = self.budget_w
         draw = self.draw_w()
         while self.suspended_replicas:
@@ -384,6 +437,12 @@ class PowerLedger:
             self.recorder.event(
                 t, codes.REPLICA_RESUMED, engine.index, engine.pool_of(r), r, engine.gpus
             )
+
+    def _resume_jobs(self, t: float) -> None:
+        """Resume suspended jobs while the budget allows (the last suspended first)."""
+        assert self.scheduler is not None
+        budget = self.budget_w
+        draw = self.draw_w()
         while self.suspended_jobs:
             job = self.suspended_jobs[-1]
             assert job.placement is not None
@@ -435,21 +494,37 @@ class PowerLedger:
             self.hub.wake()
 
     def _admit(self) -> None:
-        """Freed power: resume suspended work, then start held work, in the scheduler's order."""
+        """Give freed power out in rank order.
+
+        Suspended replicas, held requests, suspended jobs, then (once nothing is suspended) the
+        cap level back up, then the training queue.
+        """
         self._admit_due = False
         t = self.clock.now
         assert self.scheduler is not None and self.hub is not None
-        if self.suspended_gpus:
-            self._resume_fitting(t)
-            if self.tight:
-                self.free_w = self.budget_w - self.draw_w()
-        self.pending = bool(self.suspended_gpus)
-        if not self.suspended_gpus:
-            for engine in self.engines:
-                engine.start_held(t)
-            self.scheduler.decide_now()
+        self.pending = False
+        self.jobs_held = False
+        was_suspended = bool(self.suspended_gpus)
+        self._resume_replicas(t)
+        self._refresh_free()
+        for engine in self.engines:
+            engine.start_held(t)
+        if self.suspended_jobs:
+            self._resume_jobs(t)
+            self._refresh_free()
+        if was_suspended and not self.suspended_gpus and self.level < 1.0:
+            level = self._best_level(self.budget_w, self.busy_gpus())
+            if level is not None and level > self.level:
+                self._apply_level(t, level)
+                self._refresh_free()
+        self.scheduler.decide_now()
+        self.pending = self.pending or self.jobs_held or bool(self.suspended_gpus)
         self.hub.wake()
         self.check()
+
+    def _refresh_free(self) -> None:
+        if self.tight:
+            self.free_w = self.budget_w - self.draw_w()
 
     def _observe_headroom(self, free_w: float) -> None:
         """Count an IT headroom seen now, as facility headroom (limit - facility power)."""
@@ -499,7 +574,7 @@ class PowerLedger:
         throttled = 0.0
         for p, x in enumerate(totals):
             if self.cap_w[p] < self.base_cap_w[p]:
-                throttled += x[1] - self.busy_s[p]
+                throttled += max(x[1] - self.busy_s[p], 0.0)
             self.busy_s[p] = x[1]
         self.throttled_s += throttled
         suspended = self.suspended_gpus * dt

@@ -149,12 +149,8 @@ class SiteTimeline:
     """Which limit binds (``codes.LIMIT_SOURCES``)."""
     it_budget_w: np.ndarray
     """What IT may draw under the limit (W)."""
-
-    @property
-    def curtailed(self) -> np.ndarray:
-        """Whether a curtailment is active at each breakpoint."""
-        active: np.ndarray = np.isfinite(self.curtail_w)
-        return active
+    curtailed: np.ndarray
+    """Whether a curtailment is active."""
 
 
 def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
@@ -231,6 +227,7 @@ def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
         limit_w=limit_w,
         source=source,
         it_budget_w=it_budget_w,
+        curtailed=np.isfinite(curtail_w),
     )
 
 

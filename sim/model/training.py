@@ -184,18 +184,25 @@ class TrainingScheduler:
             job = queue.head()
             if job is None:
                 return
+            if ledger.tight and not ledger.job_may_fit(job):
+                self._held(job)
+                return
             placement = capacity.place(job.demand)
             if placement is None:
                 return
             if ledger.tight and not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
                 capacity.release(placement)
-                if not job.held:
-                    job.held = True
-                    ledger.note_held(job=True)
+                self._held(job)
                 return
             queue.pop()
             self._start(job, placement)
             ledger.check()
+
+    def _held(self, job: Job) -> None:
+        """The head of the queue waits for power (counted once per job)."""
+        if not job.held:
+            job.held = True
+            self.ledger.note_held(job=True)
 
     def _start(self, job: Job, placement: Placement) -> None:
         now = self.clock.now
