@@ -23,18 +23,39 @@ e. CPU per request at a real site's shape, each within 1.5x of the M/M/8 queue's
    with almost no requests);
 f. CPU per training job (the 2,000-node month) at most 7x the CPU per request of the M/M/8 queue;
 g. a site-day: ``scenarios/site-week.toml`` for one day (20 services, about 4,250 replicas,
-   training beside them, about 22 million requests): requests per second and peak memory.
+   training beside them, about 22 million requests): requests per second and peak memory;
+h. a site-year: ``benchmarks/year_site.toml``, 2,000 nodes (1,200 of 8 H100, 800 of 8 RTX
+   3090) for 365 days of hourly ambient and 15-minute prices, with a cooling plant that binds
+   on hot afternoons, price-triggered and weekly scheduled curtailments, a demand charge, about
+   a million training jobs and 3 million requests (no request rows): wall time, peak memory and
+   simulated events per second. Its 365-day price file is generated first (``year_prices``:
+   the shipped 300 days of ERCOT prices with their first 65 days repeated after their end,
+   moved onto the calendar of 2023) into ``outputs/bench-year-site/``, never into the repo.
+   Simulated events, counted from the run's own outputs and inputs: one per request simulated
+   (``manifest.json`` ``simulated.requests``; a request's arrival, start and end are one
+   event here, as in the other cases' "per s"), one per row of ``events.parquet`` (every job's
+   submission, start and completion, every suspension and resumption, every limit, cap and
+   curtailment change), one per breakpoint of the site's timeline (each change of ambient,
+   price or curtailment: ``sim.model.site.build_timeline``), one per demand interval closed
+   and one per site sample (``timeseries.parquet`` rows). Events per second divide them by the
+   whole process's wall time. With ``--quick`` it runs January to March only (91.25 days), when
+   the cooling never binds.
 
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
-Everything is written to ``benchmarks/.work/results.json``.
+``--only KEY,...`` measures only those runs (keys: startup, mmc, ciw, two_1m, two_10m,
+train_2000, train_200, default, services_16, replicas_2048, beside, beside_alone, site_day,
+year_site) and reports only the figures they give. Everything is written to
+``benchmarks/.work/results.json`` (with ``--only``, to ``results-<keys>.json`` beside it).
 
 Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick] [--skip-site]
+       [--skip-year] [--only KEY,...] [--year-prices]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -61,6 +82,10 @@ BESIDE = HERE / "beside_training.toml"
 DEFAULT = ROOT / "scenarios" / "default.toml"
 SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
+YEAR = HERE / "year_site.toml"
+ERCOT = ROOT / "scenarios" / "data" / "ercot_hb_south_2024_15min_prices.parquet"
+YEAR_DATA = ROOT / "outputs" / "bench-year-site"  # generated data: outputs/ is not in git
+YEAR_PRICES = YEAR_DATA / "ercot_hb_south_2023_365d_15min_prices.parquet"  # year_site.toml's
 
 MMC_HORIZON_S = 138_889.0  # benchmarks/mmc_1m.toml: about 1,000,000 requests at 7.2/s
 TWO_HORIZON_S = 8_681.0  # benchmarks/two_services.toml: about 1,000,000 requests at 115.2/s
@@ -102,6 +127,8 @@ class Command:
     label: str
     argv: list[str]
     out_dir: Path | None = None  # a sim run directory, read for rows and wall_time_s
+    scenario: Path | None = None  # the scenario of a sim run, and its --set items
+    overrides: list[str] = field(default_factory=list)
     json_stdout: bool = False  # ciw_mmc.py prints one JSON line
     samples: list[Sample] = field(default_factory=list)
 
@@ -121,7 +148,7 @@ def sim_run(key: str, label: str, scenario: Path, *overrides: str) -> Command:
     argv = [SIM, "run", "--quiet", str(scenario), "--out", str(out)]
     for item in overrides:
         argv += ["--set", item]
-    return Command(key, label, argv, out_dir=out)
+    return Command(key, label, argv, out_dir=out, scenario=scenario, overrides=list(overrides))
 
 
 def measure(cmd: Command) -> Sample:
@@ -166,6 +193,74 @@ def measure(cmd: Command) -> Sample:
         peak_rss_mib=usage.ru_maxrss * 1024 / MIB,
         extra=extra,
     )
+
+
+def year_prices(path: Path = YEAR_PRICES) -> Path:
+    """Write the site-year's 365 days of 15-minute prices (``year_site.toml`` reads them).
+
+    The shipped ERCOT file covers 300 days, 2024-06-01 00:00 to 2025-03-27 23:45. Its first 65
+    days are repeated after its end, their timestamps shifted by 300 days (so 2025-03-28 to
+    05-31 hold the prices of 2024-06-01 to 08-04): 365 days, June to May. Each day then moves
+    to the same month and day of 2023, the nominal year of the ambient series the scenario
+    also reads (2024's June to December back 366 days, 2025's January to May back 731), so the
+    file runs 2023-01-01 00:00 to 12-31 23:45 (35,040 intervals) and the summer's price spikes
+    fall in the summer's heat. Columns as the source's; written to ``outputs/``, never into
+    the repo.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(ERCOT) as file:
+        src = file.read()
+    day_us = 86_400 * 10**6
+    per_day = 96
+    stamps = src.column("interval_start").combine_chunks().cast(pa.int64()).to_numpy()
+    if len(stamps) != 300 * per_day or not np.all(np.diff(stamps) == day_us // per_day):
+        raise SystemExit(f"bench: {ERCOT} is not 300 days of 15-minute prices")
+    repeat = 65 * per_day
+    stamps = np.concatenate([stamps, stamps[:repeat] + 300 * day_us])
+    new_year_2025 = 1_735_689_600 * 10**6  # 2025-01-01 00:00 UTC, in microseconds
+    stamps = np.where(stamps < new_year_2025, stamps - 366 * day_us, stamps - 731 * day_us)
+    order = np.argsort(stamps, kind="stable")
+    columns: dict[str, Any] = {
+        "interval_start": pa.array(stamps[order], pa.int64()).cast(pa.timestamp("us"))
+    }
+    for name in ("dam_usd_per_mwh", "rtm_usd_per_mwh"):
+        values = src.column(name).combine_chunks().to_numpy()
+        columns[name] = pa.array(np.concatenate([values, values[:repeat]])[order], pa.float64())
+    table = pa.table(columns)
+    first_2023 = 1_672_531_200 * 10**6  # 2023-01-01 00:00 UTC
+    assert table.num_rows == 365 * per_day and int(stamps[order][0]) == first_2023
+    assert np.all(np.diff(stamps[order]) == day_us // per_day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return path
+
+
+def site_events(cmd: Command) -> dict[str, int]:
+    """What a sim run simulated besides requests and event rows: timeline breakpoints, demand
+    intervals, samples (from its scenario, inputs and run directory)."""
+    from sim.inputs import read_inputs
+    from sim.model.site import build_timeline
+    from sim.runner import load_scenario
+
+    assert cmd.scenario is not None and cmd.out_dir is not None
+    scn = load_scenario(cmd.scenario, cmd.overrides)
+    inputs, problems = read_inputs(scn)
+    if problems:
+        raise SystemExit(f"bench: {cmd.scenario}: {problems[0]}")
+    timeline = build_timeline(scn, inputs)
+    price = scn.facility.price
+    interval = price.demand_interval_s if price is not None else 900.0
+    manifest = json.loads((cmd.out_dir / "manifest.json").read_text())
+    return {
+        "breakpoints": len(timeline.times),
+        "demand_intervals": math.ceil(scn.scenario.duration_s / interval),
+        "samples": manifest["rows"]["timeseries"],
+    }
 
 
 def training_small_overrides() -> list[str]:
@@ -264,6 +359,18 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
                 f"scenario.duration={24 * scale:g}h",
             )
         )
+    if not args.skip_year:
+        cmds.append(
+            sim_run(
+                "year_site",
+                f"site-year, 2,000 nodes, {365 * scale:g}d",
+                YEAR,
+                *([f"scenario.duration={365 * scale:g}d"] if args.quick else []),
+            )
+        )
+    if args.only:
+        # every other round may run backwards, so the order of the keys does not matter
+        cmds = [c for c in cmds if c.key in args.only]
     return {c.key: c for c in cmds}
 
 
@@ -278,136 +385,148 @@ def cpu_per(cmd: Command, startup: Command, unit: str) -> float:
 
 
 def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
-    """The figures and verdicts derived from the medians."""
+    """The figures and verdicts derived from the medians (of the runs measured)."""
     res: dict[str, Any] = {}
-    startup = cmds["startup"]
-    res["startup"] = {
-        "wall_s": startup.median("wall_s"),
-        "cpu_s": startup.median("cpu_s"),
-        "peak_rss_mib": startup.median("peak_rss_mib"),
-    }
-
-    sim = cmds["mmc"]
-    sim_req = sim.median("requests")
-    sim_rate = sim_req / sim.median("wall_s")
-    per_request = cpu_per(sim, startup, "requests")
-    a: dict[str, Any] = {
-        "sim_requests": sim_req,
-        "sim_wall_s": sim.median("wall_s"),
-        "sim_cpu_s": sim.median("cpu_s"),
-        "sim_inproc_s": sim.median("inproc_s"),
-        "sim_requests_per_s": sim_rate,
-        "sim_cpu_us_per_request": per_request * 1e6,
-        "sim_peak_rss_mib": sim.median("peak_rss_mib"),
-        "sim_wait_mean_s": sim.median("request_wait_mean_s"),
-        "memory_target_mib": MMC_MEMORY_MIB,
-        "memory_target_verdict": verdict(sim.median("peak_rss_mib") < MMC_MEMORY_MIB),
-    }
-    if "ciw" in cmds:
-        ciw = cmds["ciw"]
-        ciw_req = ciw.median("requests")
-        ciw_rate = ciw_req / ciw.median("wall_s")
-        speedup = sim_rate / ciw_rate
-        a |= {
-            "ciw_customers": ciw_req,
-            "ciw_wall_s": ciw.median("wall_s"),
-            "ciw_inproc_s": ciw.median("inproc_s"),
-            "ciw_customers_per_s": ciw_rate,
-            "ciw_peak_rss_mib": ciw.median("peak_rss_mib"),
-            "ciw_wait_mean_s": ciw.median("wait_mean_s"),
-            "speedup": speedup,
-            "speedup_target": SPEEDUP_MIN,
-            "speedup_aim": SPEEDUP_AIM,
-            "speed_verdict": verdict(speedup >= SPEEDUP_MIN),
-            "speed_aim_met": speedup >= SPEEDUP_AIM,
-            "memory_ratio": a["sim_peak_rss_mib"] / ciw.median("peak_rss_mib"),
-            "memory_verdict": verdict(a["sim_peak_rss_mib"] < ciw.median("peak_rss_mib")),
+    startup = cmds.get("startup")
+    if startup is not None:
+        res["startup"] = {
+            "wall_s": startup.median("wall_s"),
+            "cpu_s": startup.median("cpu_s"),
+            "peak_rss_mib": startup.median("peak_rss_mib"),
         }
-    res["a_vs_ciw"] = a
 
-    small, large = cmds["two_1m"], cmds["two_10m"]
-    mem_ratio = large.median("peak_rss_mib") / small.median("peak_rss_mib")
-    res["b_memory_vs_horizon"] = {
-        "small_requests": small.median("requests"),
-        "small_peak_rss_mib": small.median("peak_rss_mib"),
-        "small_wall_s": small.median("wall_s"),
-        "large_requests": large.median("requests"),
-        "large_peak_rss_mib": large.median("peak_rss_mib"),
-        "large_wall_s": large.median("wall_s"),
-        "large_requests_per_s": large.median("requests") / large.median("wall_s"),
-        "memory_ratio": mem_ratio,
-        "verdict": verdict(
-            mem_ratio <= FLAT_MEMORY_RATIO and large.median("peak_rss_mib") < FLAT_MEMORY_MIB
-        ),
-    }
-
-    big, small_cluster = cmds["train_2000"], cmds["train_200"]
-    work_ratio = big.median("jobs") / small_cluster.median("jobs")
-    wall_ratio = big.median("wall_s") / small_cluster.median("wall_s")
-    inproc_ratio = big.median("inproc_s") / small_cluster.median("inproc_s")
-    res["c_scaling"] = {
-        "large_nodes": TRAINING_NODES_LARGE,
-        "small_nodes": TRAINING_NODES_SMALL,
-        "large_jobs": big.median("jobs"),
-        "small_jobs": small_cluster.median("jobs"),
-        "large_events": big.samples[-1].extra["rows"]["events"],
-        "small_events": small_cluster.samples[-1].extra["rows"]["events"],
-        "large_wall_s": big.median("wall_s"),
-        "small_wall_s": small_cluster.median("wall_s"),
-        "large_inproc_s": big.median("inproc_s"),
-        "small_inproc_s": small_cluster.median("inproc_s"),
-        "large_jobs_per_s": big.median("jobs") / big.median("wall_s"),
-        "small_jobs_per_s": small_cluster.median("jobs") / small_cluster.median("wall_s"),
-        "large_peak_rss_mib": big.median("peak_rss_mib"),
-        "small_peak_rss_mib": small_cluster.median("peak_rss_mib"),
-        "large_gpu_utilization": big.median("gpu_utilization"),
-        "small_gpu_utilization": small_cluster.median("gpu_utilization"),
-        "work_ratio": work_ratio,
-        "wall_ratio": wall_ratio,
-        "inproc_ratio": inproc_ratio,
-        "verdict": verdict(inproc_ratio <= SCALING_SLACK * work_ratio),
-    }
-
-    default = cmds["default"]
-    res["d_default"] = {
-        "wall_s": default.median("wall_s"),
-        "inproc_s": default.median("inproc_s"),
-        "peak_rss_mib": default.median("peak_rss_mib"),
-        "rows": default.samples[-1].extra["rows"],
-    }
-
-    shapes: dict[str, Any] = {"baseline_cpu_us_per_request": per_request * 1e6}
-    for key in ("services_16", "replicas_2048"):
-        cmd = cmds[key]
-        cost = cpu_per(cmd, startup, "requests")
-        shapes[key] = {
-            "requests": cmd.median("requests"),
-            "cpu_us_per_request": cost * 1e6,
-            "requests_per_s": cmd.median("requests") / cmd.median("wall_s"),
-            "peak_rss_mib": cmd.median("peak_rss_mib"),
-            "ratio": cost / per_request,
-            "verdict": verdict(cost / per_request <= SHAPE_RATIO),
+    per_request: float | None = None
+    if startup is not None and "mmc" in cmds:
+        sim = cmds["mmc"]
+        sim_req = sim.median("requests")
+        sim_rate = sim_req / sim.median("wall_s")
+        per_request = cpu_per(sim, startup, "requests")
+        a: dict[str, Any] = {
+            "sim_requests": sim_req,
+            "sim_wall_s": sim.median("wall_s"),
+            "sim_cpu_s": sim.median("cpu_s"),
+            "sim_inproc_s": sim.median("inproc_s"),
+            "sim_requests_per_s": sim_rate,
+            "sim_cpu_us_per_request": per_request * 1e6,
+            "sim_peak_rss_mib": sim.median("peak_rss_mib"),
+            "sim_wait_mean_s": sim.median("request_wait_mean_s"),
+            "memory_target_mib": MMC_MEMORY_MIB,
+            "memory_target_verdict": verdict(sim.median("peak_rss_mib") < MMC_MEMORY_MIB),
         }
-    beside, alone = cmds["beside"], cmds["beside_alone"]
-    extra_requests = beside.median("requests") - alone.median("requests")
-    cost = (beside.median("cpu_s") - alone.median("cpu_s")) / extra_requests
-    shapes["beside_training"] = {
-        "requests": beside.median("requests"),
-        "jobs": beside.median("jobs"),
-        "cpu_us_per_request": cost * 1e6,
-        "peak_rss_mib": beside.median("peak_rss_mib"),
-        "ratio": cost / per_request,
-        "verdict": verdict(cost / per_request <= SHAPE_RATIO),
-    }
-    res["e_site_shapes"] = shapes
+        if "ciw" in cmds:
+            ciw = cmds["ciw"]
+            ciw_req = ciw.median("requests")
+            ciw_rate = ciw_req / ciw.median("wall_s")
+            speedup = sim_rate / ciw_rate
+            a |= {
+                "ciw_customers": ciw_req,
+                "ciw_wall_s": ciw.median("wall_s"),
+                "ciw_inproc_s": ciw.median("inproc_s"),
+                "ciw_customers_per_s": ciw_rate,
+                "ciw_peak_rss_mib": ciw.median("peak_rss_mib"),
+                "ciw_wait_mean_s": ciw.median("wait_mean_s"),
+                "speedup": speedup,
+                "speedup_target": SPEEDUP_MIN,
+                "speedup_aim": SPEEDUP_AIM,
+                "speed_verdict": verdict(speedup >= SPEEDUP_MIN),
+                "speed_aim_met": speedup >= SPEEDUP_AIM,
+                "memory_ratio": a["sim_peak_rss_mib"] / ciw.median("peak_rss_mib"),
+                "memory_verdict": verdict(a["sim_peak_rss_mib"] < ciw.median("peak_rss_mib")),
+            }
+        res["a_vs_ciw"] = a
 
-    per_job = cpu_per(big, startup, "jobs")
-    res["f_training_job"] = {
-        "cpu_us_per_job": per_job * 1e6,
-        "cpu_us_per_request": per_request * 1e6,
-        "ratio": per_job / per_request,
-        "verdict": verdict(per_job / per_request <= JOB_RATIO),
-    }
+    if "two_1m" in cmds and "two_10m" in cmds:
+        small, large = cmds["two_1m"], cmds["two_10m"]
+        mem_ratio = large.median("peak_rss_mib") / small.median("peak_rss_mib")
+        res["b_memory_vs_horizon"] = {
+            "small_requests": small.median("requests"),
+            "small_peak_rss_mib": small.median("peak_rss_mib"),
+            "small_wall_s": small.median("wall_s"),
+            "large_requests": large.median("requests"),
+            "large_peak_rss_mib": large.median("peak_rss_mib"),
+            "large_wall_s": large.median("wall_s"),
+            "large_requests_per_s": large.median("requests") / large.median("wall_s"),
+            "memory_ratio": mem_ratio,
+            "verdict": verdict(
+                mem_ratio <= FLAT_MEMORY_RATIO and large.median("peak_rss_mib") < FLAT_MEMORY_MIB
+            ),
+        }
+
+    if "train_2000" in cmds and "train_200" in cmds:
+        big, small_cluster = cmds["train_2000"], cmds["train_200"]
+        work_ratio = big.median("jobs") / small_cluster.median("jobs")
+        wall_ratio = big.median("wall_s") / small_cluster.median("wall_s")
+        inproc_ratio = big.median("inproc_s") / small_cluster.median("inproc_s")
+        res["c_scaling"] = {
+            "large_nodes": TRAINING_NODES_LARGE,
+            "small_nodes": TRAINING_NODES_SMALL,
+            "large_jobs": big.median("jobs"),
+            "small_jobs": small_cluster.median("jobs"),
+            "large_events": big.samples[-1].extra["rows"]["events"],
+            "small_events": small_cluster.samples[-1].extra["rows"]["events"],
+            "large_wall_s": big.median("wall_s"),
+            "small_wall_s": small_cluster.median("wall_s"),
+            "large_inproc_s": big.median("inproc_s"),
+            "small_inproc_s": small_cluster.median("inproc_s"),
+            "large_jobs_per_s": big.median("jobs") / big.median("wall_s"),
+            "small_jobs_per_s": small_cluster.median("jobs") / small_cluster.median("wall_s"),
+            "large_peak_rss_mib": big.median("peak_rss_mib"),
+            "small_peak_rss_mib": small_cluster.median("peak_rss_mib"),
+            "large_gpu_utilization": big.median("gpu_utilization"),
+            "small_gpu_utilization": small_cluster.median("gpu_utilization"),
+            "work_ratio": work_ratio,
+            "wall_ratio": wall_ratio,
+            "inproc_ratio": inproc_ratio,
+            "verdict": verdict(inproc_ratio <= SCALING_SLACK * work_ratio),
+        }
+
+    if "default" in cmds:
+        default = cmds["default"]
+        res["d_default"] = {
+            "wall_s": default.median("wall_s"),
+            "inproc_s": default.median("inproc_s"),
+            "peak_rss_mib": default.median("peak_rss_mib"),
+            "rows": default.samples[-1].extra["rows"],
+        }
+
+    if startup is not None and per_request is not None:
+        shapes: dict[str, Any] = {"baseline_cpu_us_per_request": per_request * 1e6}
+        for key in ("services_16", "replicas_2048"):
+            if key not in cmds:
+                continue
+            cmd = cmds[key]
+            cost = cpu_per(cmd, startup, "requests")
+            shapes[key] = {
+                "requests": cmd.median("requests"),
+                "cpu_us_per_request": cost * 1e6,
+                "requests_per_s": cmd.median("requests") / cmd.median("wall_s"),
+                "peak_rss_mib": cmd.median("peak_rss_mib"),
+                "ratio": cost / per_request,
+                "verdict": verdict(cost / per_request <= SHAPE_RATIO),
+            }
+        if "beside" in cmds and "beside_alone" in cmds:
+            beside, alone = cmds["beside"], cmds["beside_alone"]
+            extra_requests = beside.median("requests") - alone.median("requests")
+            cost = (beside.median("cpu_s") - alone.median("cpu_s")) / extra_requests
+            shapes["beside_training"] = {
+                "requests": beside.median("requests"),
+                "jobs": beside.median("jobs"),
+                "cpu_us_per_request": cost * 1e6,
+                "peak_rss_mib": beside.median("peak_rss_mib"),
+                "ratio": cost / per_request,
+                "verdict": verdict(cost / per_request <= SHAPE_RATIO),
+            }
+        if len(shapes) > 1:
+            res["e_site_shapes"] = shapes
+
+        if "train_2000" in cmds:
+            per_job = cpu_per(cmds["train_2000"], startup, "jobs")
+            res["f_training_job"] = {
+                "cpu_us_per_job": per_job * 1e6,
+                "cpu_us_per_request": per_request * 1e6,
+                "ratio": per_job / per_request,
+                "verdict": verdict(per_job / per_request <= JOB_RATIO),
+            }
 
     if "site_day" in cmds:
         site = cmds["site_day"]
@@ -419,7 +538,44 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
             "requests_per_s": site.median("requests_total") / site.median("wall_s"),
             "peak_rss_mib": site.median("peak_rss_mib"),
         }
+
+    if "year_site" in cmds:
+        res["h_site_year"] = site_year(cmds["year_site"])
     return res
+
+
+def site_year(cmd: Command) -> dict[str, Any]:
+    """The site-year's figures: wall time, peak memory, simulated events and their rate."""
+    last = cmd.samples[-1].extra
+    site = site_events(cmd)
+    requests = int(cmd.median("requests_total"))
+    event_rows = int(last["rows"]["events"])
+    events = requests + event_rows + sum(site.values())
+    wall, inproc = cmd.median("wall_s"), cmd.median("inproc_s")
+    assert cmd.out_dir is not None
+    summary = json.loads((cmd.out_dir / "summary.json").read_text())
+    held = summary.get("held_back") or {}
+    return {
+        "wall_s": wall,
+        "cpu_s": cmd.median("cpu_s"),
+        "inproc_s": inproc,
+        "peak_rss_mib": cmd.median("peak_rss_mib"),
+        "requests": requests,
+        "jobs": int(cmd.median("jobs")),
+        "event_rows": event_rows,
+        **site,
+        "events": events,
+        "events_per_s": events / wall,
+        "events_per_inproc_s": events / inproc,
+        "jobs_per_s": cmd.median("jobs") / wall,
+        "gpu_utilization": summary.get("gpu_utilization"),
+        "curtailment_hours": summary.get("curtailment_hours"),
+        "cooling_shedding_hours": (held.get("cooling") or {}).get("shedding_hours"),
+        "throttled_gpu_hours": summary.get("throttled_gpu_hours"),
+        "suspended_gpu_hours": summary.get("suspended_gpu_hours"),
+        "energy_cost_usd": summary.get("energy_cost_usd"),
+        "demand_charge_usd": summary.get("demand_charge_usd"),
+    }
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -464,8 +620,10 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
         "recorded may be fewer); per s: (requests + jobs) / wall s.",
         "",
     ]
-    a = res["a_vs_ciw"]
-    if "speedup" in a:
+    a = res.get("a_vs_ciw", {})
+    if not a:
+        pass
+    elif "speedup" in a:
         aim = "aim 8x met" if a["speed_aim_met"] else "aim 8x not met"
         out.append(
             f"a. speed: sim {a['sim_requests_per_s']:,.0f} req/s vs ciw "
@@ -482,55 +640,65 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
         )
     else:
         out.append(f"a. speed: sim {a['sim_requests_per_s']:,.0f} req/s (ciw skipped)")
-    out.append(
-        f"   sim peak memory {a['sim_peak_rss_mib']:.0f} MiB (target < {MMC_MEMORY_MIB:g}) "
-        f"{a['memory_target_verdict']}; {a['sim_cpu_us_per_request']:.2f} us CPU per request"
-    )
-    b = res["b_memory_vs_horizon"]
-    out.append(
-        f"b. memory vs horizon: {b['small_requests']:,.0f} -> {b['large_requests']:,.0f} requests: "
-        f"peak memory {b['small_peak_rss_mib']:.0f} -> {b['large_peak_rss_mib']:.0f} MiB "
-        f"(x{b['memory_ratio']:.2f}; target <= x{FLAT_MEMORY_RATIO:g} and < {FLAT_MEMORY_MIB:g}"
-        f" MiB) {b['verdict']}; {b['large_requests_per_s']:,.0f} req/s"
-    )
-    c = res["c_scaling"]
-    naive = c["work_ratio"] * c["large_nodes"] / c["small_nodes"]
-    out.append(
-        f"c. scaling 2000 vs {c['small_nodes']} nodes: jobs x{c['work_ratio']:.2f}, "
-        f"wall time x{c['wall_ratio']:.2f}"
-        f" (in-process x{c['inproc_ratio']:.2f}; work x nodes would be ~{naive:.0f})"
-        f" {c['verdict']}"
-    )
-    out.append(
-        f"   jobs/s: {c['large_jobs_per_s']:,.0f} vs {c['small_jobs_per_s']:,.0f}; "
-        f"peak memory {c['large_peak_rss_mib']:.0f} vs {c['small_peak_rss_mib']:.0f} MiB; "
-        f"gpu_utilization {c['large_gpu_utilization']:.3f} vs {c['small_gpu_utilization']:.3f}"
-    )
-    d = res["d_default"]
-    out.append(
-        f"d. default scenario: {d['wall_s']:.2f} s wall ({d['inproc_s']:.2f} s in-process), "
-        f"{d['peak_rss_mib']:.0f} MiB"
-    )
-    e = res["e_site_shapes"]
-    out.append(
-        f"e. CPU per request vs the M/M/8 queue ({e['baseline_cpu_us_per_request']:.2f} us), "
-        f"target <= x{SHAPE_RATIO:g}:"
-    )
-    for key, label in (
-        ("services_16", "16 services x 8 replicas"),
-        ("replicas_2048", "one service x 2,048 replicas"),
-        ("beside_training", "M/M/8 beside 2,000 training nodes"),
-    ):
-        x = e[key]
+    if a:
         out.append(
-            f"   {label}: {x['cpu_us_per_request']:.2f} us = x{x['ratio']:.2f}, "
-            f"{x['peak_rss_mib']:.0f} MiB {x['verdict']}"
+            f"   sim peak memory {a['sim_peak_rss_mib']:.0f} MiB (target < {MMC_MEMORY_MIB:g}) "
+            f"{a['memory_target_verdict']}; {a['sim_cpu_us_per_request']:.2f} us CPU per request"
         )
-    f = res["f_training_job"]
-    out.append(
-        f"f. CPU per training job {f['cpu_us_per_job']:.1f} us = x{f['ratio']:.1f} a request "
-        f"(target <= x{JOB_RATIO:g}) {f['verdict']}"
-    )
+    if "b_memory_vs_horizon" in res:
+        b = res["b_memory_vs_horizon"]
+        out.append(
+            f"b. memory vs horizon: {b['small_requests']:,.0f} -> {b['large_requests']:,.0f} "
+            f"requests: peak memory {b['small_peak_rss_mib']:.0f} -> "
+            f"{b['large_peak_rss_mib']:.0f} MiB (x{b['memory_ratio']:.2f}; target <= "
+            f"x{FLAT_MEMORY_RATIO:g} and < {FLAT_MEMORY_MIB:g} MiB) {b['verdict']}; "
+            f"{b['large_requests_per_s']:,.0f} req/s"
+        )
+    if "c_scaling" in res:
+        c = res["c_scaling"]
+        naive = c["work_ratio"] * c["large_nodes"] / c["small_nodes"]
+        out.append(
+            f"c. scaling 2000 vs {c['small_nodes']} nodes: jobs x{c['work_ratio']:.2f}, "
+            f"wall time x{c['wall_ratio']:.2f}"
+            f" (in-process x{c['inproc_ratio']:.2f}; work x nodes would be ~{naive:.0f})"
+            f" {c['verdict']}"
+        )
+        out.append(
+            f"   jobs/s: {c['large_jobs_per_s']:,.0f} vs {c['small_jobs_per_s']:,.0f}; "
+            f"peak memory {c['large_peak_rss_mib']:.0f} vs {c['small_peak_rss_mib']:.0f} MiB; "
+            f"gpu_utilization {c['large_gpu_utilization']:.3f} vs "
+            f"{c['small_gpu_utilization']:.3f}"
+        )
+    if "d_default" in res:
+        d = res["d_default"]
+        out.append(
+            f"d. default scenario: {d['wall_s']:.2f} s wall ({d['inproc_s']:.2f} s in-process), "
+            f"{d['peak_rss_mib']:.0f} MiB"
+        )
+    if "e_site_shapes" in res:
+        e = res["e_site_shapes"]
+        out.append(
+            f"e. CPU per request vs the M/M/8 queue ({e['baseline_cpu_us_per_request']:.2f} us), "
+            f"target <= x{SHAPE_RATIO:g}:"
+        )
+        for key, label in (
+            ("services_16", "16 services x 8 replicas"),
+            ("replicas_2048", "one service x 2,048 replicas"),
+            ("beside_training", "M/M/8 beside 2,000 training nodes"),
+        ):
+            if key not in e:
+                continue
+            x = e[key]
+            out.append(
+                f"   {label}: {x['cpu_us_per_request']:.2f} us = x{x['ratio']:.2f}, "
+                f"{x['peak_rss_mib']:.0f} MiB {x['verdict']}"
+            )
+    if "f_training_job" in res:
+        f = res["f_training_job"]
+        out.append(
+            f"f. CPU per training job {f['cpu_us_per_job']:.1f} us = x{f['ratio']:.1f} a request "
+            f"(target <= x{JOB_RATIO:g}) {f['verdict']}"
+        )
     if "g_site_day" in res:
         g = res["g_site_day"]
         out.append(
@@ -538,8 +706,26 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
             f"{g['jobs']:,.0f} jobs in {g['wall_s']:.0f} s = {g['requests_per_s']:,.0f} req/s, "
             f"{g['peak_rss_mib']:.0f} MiB"
         )
-    s = res["startup"]
-    out.append(f"   start-up (a 60 s run): {s['wall_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB")
+    if "h_site_year" in res:
+        h = res["h_site_year"]
+        out.append(
+            f"h. site-year: {h['wall_s']:.1f} s wall ({h['inproc_s']:.1f} s in-process), "
+            f"{h['peak_rss_mib']:.0f} MiB peak; {h['events']:,} simulated events = "
+            f"{h['events_per_s']:,.0f} events/s"
+        )
+        out.append(
+            f"   events: {h['requests']:,} requests + {h['event_rows']:,} events.parquet rows + "
+            f"{h['breakpoints']:,} timeline breakpoints + {h['demand_intervals']:,} demand "
+            f"intervals + {h['samples']:,} samples; {h['jobs']:,} jobs = {h['jobs_per_s']:,.0f}/s"
+        )
+        out.append(
+            f"   gpu_utilization {h['gpu_utilization']:.3f}; curtailed {h['curtailment_hours']:.1f}"
+            f" h, cooling shedding {h['cooling_shedding_hours']:.1f} h; throttled "
+            f"{h['throttled_gpu_hours']:,.0f} and suspended {h['suspended_gpu_hours']:,.0f} GPU-h"
+        )
+    if "startup" in res:
+        s = res["startup"]
+        out.append(f"   start-up (a 60 s run): {s['wall_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB")
     return "\n".join(out)
 
 
@@ -551,13 +737,42 @@ def main() -> None:
     parser.add_argument("--skip-ciw", action="store_true", help="skip the ~20 s ciw run")
     parser.add_argument("--quick", action="store_true", help="a quarter of every horizon")
     parser.add_argument("--skip-site", action="store_true", help="skip the site-day run (~90 s)")
+    parser.add_argument(
+        "--skip-year", action="store_true", help="skip the site-year run (~90 s, ~270 MiB)"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda s: [k.strip() for k in s.split(",") if k.strip()],
+        default=None,
+        metavar="KEY,...",
+        help="measure only these runs (e.g. year_site, or startup,mmc); "
+        "results go to results-<keys>.json",
+    )
+    parser.add_argument(
+        "--year-prices",
+        action="store_true",
+        help=f"only write the site-year's price file ({YEAR_PRICES.relative_to(ROOT)}) and exit",
+    )
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.year_prices:
+        print(f"wrote {year_prices().relative_to(ROOT)}")
+        return
     if not Path(SIM).exists():
         parser.error(f"{SIM} not found: run with the project's venv python (make bench)")
+    if args.only is not None:
+        known = set(build_commands(argparse.Namespace(**{**vars(args), "only": None})))
+        unknown = [k for k in args.only if k not in known]
+        if unknown or not args.only:
+            parser.error(
+                f"--only: unknown or skipped run(s) {', '.join(unknown) or '(none given)'}; "
+                f"runs: {', '.join(sorted(known))}"
+            )
 
     cmds = build_commands(args)
+    if "year_site" in cmds:
+        print(f"site-year prices: {year_prices().relative_to(ROOT)}", flush=True)
     order = list(cmds.values())
     for round_no in range(args.repeat):
         # Alternate the commands; every other round backwards, so none always runs first.
@@ -603,7 +818,8 @@ def main() -> None:
         "results": res,
         "report": text,
     }
-    path = WORK / "results.json"
+    # a partial run does not replace the whole bench's results
+    path = WORK / ("results.json" if args.only is None else f"results-{'-'.join(args.only)}.json")
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {path.relative_to(ROOT)}")
 
