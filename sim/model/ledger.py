@@ -255,7 +255,7 @@ class PowerLedger:
             self._check()
 
     def _check(self) -> None:
-        if self.tight:
+        if self.tight and math.isfinite(self.budget_w):
             exact = self.budget_w - self.draw_w()
             assert abs(exact - self.free_w) <= 1e-6 * max(1.0, abs(exact)), (exact, self.free_w)
         assert self.draw_w() <= self.budget_w * (1 + 1e-9) + 1e-6, (self.draw_w(), self.budget_w)
@@ -409,16 +409,25 @@ class PowerLedger:
             self._apply_level(t, 0.0 if level is None else level)
             if level is None:
                 self._suspend_until_fits(t)
-        draw = self.draw_w()
-        most = self.floor_w + sum(g * self.extra_w[p] for p, g in enumerate(self.gpus) if g)
-        self.tight = bool(self.suspended_gpus) or most > budget
-        self.free_w = budget - draw if self.tight else INF
+        draw = self._set_mode()
         self._observe_headroom(budget - draw)
         if self.hub is not None:
             self.hub.wake()  # caps and resumptions move the engines' next events
         self.check()
         if (was_tight and not self.tight) or self.pending or self.suspended_gpus:
             self.request_admit(t)
+
+    def _set_mode(self) -> float:
+        """Set the mode and the headroom; return the draw now.
+
+        Tight (every start is checked) while work is suspended or the site at full load would
+        exceed the budget; loose otherwise.
+        """
+        draw = self.draw_w()
+        most = self.floor_w + sum(g * self.extra_w[p] for p, g in enumerate(self.gpus) if g)
+        self.tight = bool(self.suspended_gpus) or most > self.budget_w
+        self.free_w = self.budget_w - draw if self.tight else INF
+        return draw
 
     def _resume_replicas(self, t: float) -> None:
         """Resume suspended replicas while the budget allows (the last suspended first)."""
@@ -517,6 +526,11 @@ class PowerLedger:
             if level is not None and level > self.level:
                 self._apply_level(t, level)
                 self._refresh_free()
+        if was_suspended and not self.suspended_gpus:
+            self._set_mode()  # the last suspension cleared: the site may be loose again
+            if not self.tight:
+                for engine in self.engines:
+                    engine.start_held(t)
         self.scheduler.decide_now()
         self.pending = self.pending or self.jobs_held or bool(self.suspended_gpus)
         self.hub.wake()
