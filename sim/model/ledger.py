@@ -181,7 +181,9 @@ class PowerLedger:
         for t in marks:
             if t < self.horizon:
                 self.clock.call_at(t, SITE_PRIORITY, partial(self._mark_energy, t))
-        self.clock.call_at(self.demand_interval, SITE_PRIORITY, self._on_demand_interval)
+        first = self._next_demand_boundary(0.0)
+        if first < self.horizon:
+            self.clock.call_at(first, SITE_PRIORITY, self._on_demand_interval)
 
     # -- caps ------------------------------------------------------------------------------
     def _cap_at(self, p: int, level: float) -> float:
@@ -671,10 +673,23 @@ class PowerLedger:
         row[5] += self.cost_usd - c0
         self._interval_start = (t, self.facility_j, self.cost_usd)
 
+    def _next_demand_boundary(self, t: float) -> float:
+        """The next end of a demand interval after ``t``.
+
+        Intervals are aligned to the clock (UTC multiples of the interval from the epoch) with
+        a calendar start, to the run's start without one, and also end at each billing month's
+        start, so no interval is billed to two months.
+        """
+        iv = self.demand_interval
+        offset = self.start.timestamp() if self.start is not None else 0.0
+        boundary = (math.floor((offset + t) / iv + 1e-9) + 1) * iv - offset
+        _, begin, length = self._month(t)
+        return min(boundary, begin + length)
+
     def _on_demand_interval(self) -> None:
         t = self.clock.now
         self._close_interval(t)
-        nxt = t + self.demand_interval
+        nxt = self._next_demand_boundary(t)
         if nxt < self.horizon:
             self.clock.call_at(nxt, SITE_PRIORITY, self._on_demand_interval)
 
