@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 from sim.config.scenario import Scenario
+from sim.model.billing import Billing, CurtailmentShed
 from sim.model.clock import DECIDE, SITE, Clock, priority
 from sim.model.pools import PoolState
 from sim.model.power import PoolMeter
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 INF = math.inf
 J_PER_MWH = 3.6e9
-MONTH_S = 30 * 86400.0
-"""A billing month without a calendar ``start``: 30 days from the start."""
 SITE_PRIORITY = priority(SITE)
 DECIDE_PRIORITY = priority(DECIDE)
 N_SOURCES = len(codes.LIMIT_SOURCES)
@@ -153,16 +151,12 @@ class PowerLedger:
         self.warmup_marks: tuple[list[float], list[float], list[list[float]]] | None = None
         # Demand and billing.
         price = scn.facility.price
-        self.demand_interval = price.demand_interval_s if price is not None else 900.0
-        self.demand_rate = price.demand_charge_usd_per_kw_month if price is not None else 0.0
-        self.months: dict[str, list[float]] = {}
-        """Per billing month: [start s, seconds simulated, peak kW, peak at s, facility J,
-        cost USD, month length s]."""
-        self._interval_start = (0.0, 0.0, 0.0)  # (t, facility J, cost)
-        self.curtailments = self._curtailment_runs()
-        """Each curtailment after the warm-up with a full baseline window: (start, end)."""
-        self.energy_at: dict[float, float] = {}
-        """Facility energy (J) at the times the curtailments' shed is measured from."""
+        self.billing = Billing(
+            self.start,
+            price.demand_interval_s if price is not None else 900.0,
+            price.demand_charge_usd_per_kw_month if price is not None else 0.0,
+        )
+        self.shed = CurtailmentShed(timeline, self.warmup, self.horizon)
 
     # -- wiring ----------------------------------------------------------------------------
     def attach(
@@ -177,11 +171,9 @@ class PowerLedger:
             self.engine_marks[engine.index] = [0.0] * len(engine.pools)
             engine.set_rates(0.0, self.speed_inference, self.extra_w)
         self.clock.call_at(0.0, SITE_PRIORITY, partial(self._on_site, 0))
-        marks = sorted({t for a, b in self.curtailments for t in (2 * a - b, a, b)})
-        for t in marks:
-            if t < self.horizon:
-                self.clock.call_at(t, SITE_PRIORITY, partial(self._mark_energy, t))
-        first = self._next_demand_boundary(0.0)
+        for t in self.shed.marks():
+            self.clock.call_at(t, SITE_PRIORITY, partial(self._mark_energy, t))
+        first = self.billing.next_boundary(0.0)
         if first < self.horizon:
             self.clock.call_at(first, SITE_PRIORITY, self._on_demand_interval)
 
@@ -615,7 +607,7 @@ class PowerLedger:
 
     def _mark_energy(self, t: float) -> None:
         self.settle(t)
-        self.energy_at[t] = self.facility_j
+        self.shed.record(t, self.facility_j)
 
     def snapshot(self, t: float) -> tuple[float, ...]:
         """Cumulative figures at ``t``, settling first.
@@ -647,49 +639,11 @@ class PowerLedger:
         )
 
     # -- demand and billing ------------------------------------------------------------------
-    def _month(self, t: float) -> tuple[str, float, float]:
-        """The billing month holding ``t``: its label, start and length (s from the start)."""
-        if self.start is None:
-            m = int(t // MONTH_S)
-            return f"month-{m + 1}", m * MONTH_S, MONTH_S
-        when = self.start + timedelta(seconds=t)
-        first = datetime(when.year, when.month, 1, tzinfo=UTC)
-        nxt = datetime(when.year + when.month // 12, when.month % 12 + 1, 1, tzinfo=UTC)
-        begin = (first - self.start).total_seconds()
-        return f"{when.year:04d}-{when.month:02d}", begin, (nxt - first).total_seconds()
-
-    def _close_interval(self, t: float) -> None:
-        t0, e0, c0 = self._interval_start
-        if t <= t0:
-            return
-        self.settle(t)
-        kw = (self.facility_j - e0) / (t - t0) / 1000.0
-        label, begin, length = self._month(t0)
-        row = self.months.setdefault(label, [begin, 0.0, 0.0, t0, 0.0, 0.0, length])
-        row[1] += t - t0
-        if kw > row[2]:
-            row[2], row[3] = kw, t0
-        row[4] += self.facility_j - e0
-        row[5] += self.cost_usd - c0
-        self._interval_start = (t, self.facility_j, self.cost_usd)
-
-    def _next_demand_boundary(self, t: float) -> float:
-        """The next end of a demand interval after ``t``.
-
-        Intervals are aligned to the clock (UTC multiples of the interval from the epoch) with
-        a calendar start, to the run's start without one, and also end at each billing month's
-        start, so no interval is billed to two months.
-        """
-        iv = self.demand_interval
-        offset = self.start.timestamp() if self.start is not None else 0.0
-        boundary = (math.floor((offset + t) / iv + 1e-9) + 1) * iv - offset
-        _, begin, length = self._month(t)
-        return min(boundary, begin + length)
-
     def _on_demand_interval(self) -> None:
         t = self.clock.now
-        self._close_interval(t)
-        nxt = self._next_demand_boundary(t)
+        self.settle(t)
+        self.billing.close(t, self.facility_j, self.cost_usd)
+        nxt = self.billing.next_boundary(t)
         if nxt < self.horizon:
             self.clock.call_at(nxt, SITE_PRIORITY, self._on_demand_interval)
 
@@ -700,13 +654,12 @@ class PowerLedger:
 
     def finish(self, t: float) -> None:
         """At the horizon: settle everything, close the last demand interval, record tables."""
-        self._close_interval(t)
         self.settle(t)
+        self.billing.close(t, self.facility_j, self.cost_usd)
         rec = self.recorder
-        for label, (begin, seconds, peak, peak_at, energy, cost, length) in self.months.items():
-            charge = peak * self.demand_rate * seconds / length
-            rec.billing(label, begin, seconds, peak, peak_at, energy / J_PER_MWH, cost, charge)
-        shed = self._curtailment_shed()
+        for row in self.billing.rows():
+            rec.billing(*row)
+        shed = self.shed.total_j(self.facility_j)
         for source in range(1, N_SOURCES):
             binding, shedding, throttled, suspended, held_req, held_jobs = self.by_source[source]
             rec.limit_stats(
@@ -724,41 +677,3 @@ class PowerLedger:
             rec.workload_energy(
                 w, (self.wl_energy_j[w] - marks[0][w]) / 3.6e6, self.wl_cost[w] - marks[1][w]
             )
-
-    def _curtailment_runs(self) -> list[tuple[float, float]]:
-        """Stretches of the timeline under curtailment, as (start, end).
-
-        Only those starting after the warm-up with a full baseline window (from time 0 on).
-        """
-        tl = self.timeline
-        runs = []
-        curtailed = tl.curtailed
-        n = len(tl.times)
-        k = 0
-        while k < n:
-            if not curtailed[k]:
-                k += 1
-                continue
-            j = k
-            while j + 1 < n and curtailed[j + 1]:
-                j += 1
-            a = float(tl.times[k])
-            b = float(tl.times[j + 1]) if j + 1 < n else self.horizon
-            k = j + 1
-            if a >= self.warmup and 2 * a - b >= 0:
-                runs.append((a, b))
-        return runs
-
-    def _curtailment_shed(self) -> float:
-        """Facility energy shed during curtailments (J), each against its baseline.
-
-        The baseline of a curtailment is the average facility power over the window of the
-        same length just before it (the previous-window baseline of demand response).
-        """
-        self.energy_at.setdefault(self.horizon, self.facility_j)
-        total = 0.0
-        for a, b in self.curtailments:
-            before = self.energy_at[a] - self.energy_at[2 * a - b]
-            during = self.energy_at[b] - self.energy_at[a]
-            total += max(before - during, 0.0)
-        return total
