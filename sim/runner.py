@@ -163,9 +163,11 @@ def prepare(
     inputs, input_problems = read_inputs(scn)
     problems += input_problems
     if not problems:
-        from sim.model.site import build_timeline, floor_problems
+        from sim.model.site import build_timeline, floor_problems, hold_warnings
 
-        problems += floor_problems(scn, build_timeline(scn, inputs))
+        timeline = build_timeline(scn, inputs)
+        problems += floor_problems(scn, timeline)
+        warnings += hold_warnings(scn, timeline)
     if problems:
         raise ScenarioError(source, blame_overrides(problems, overrides))
     return Prepared(

@@ -871,6 +871,42 @@ def test_limit_just_above_idle_draw_is_accepted(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+HELD_FOR_EVER = """\
+[scenario]
+name = "held"
+duration = "3h"
+[facility]
+grid_mw = 0.005
+pue = 1.0
+[[pools]]
+name = "a"
+gpu_type = "H100-SXM"
+nodes = 1
+node_overhead_w = 1000
+{cap}
+[[workloads]]
+name = "ft"
+kind = "training"
+gpus = 8
+arrival = {{ process = "at", times = ["0s"] }}
+duration = {{ dist = "deterministic", value = "1h" }}
+"""
+
+
+@pytest.mark.parametrize(("cap", "warned"), [("", True), ("power_cap_w = 375", False)])
+def test_a_job_that_never_fits_at_full_caps_is_warned_of(
+    cap: str, warned: bool, tmp_path: Path
+) -> None:
+    """Idle draw 8 x 70 + 1000 = 1560 W under a 5 kW grid leaves 3440 W; an 8-GPU job adds
+    8 x 630 = 5040 W at full caps (held for ever: holding comes before capping), but only
+    8 x 305 = 2440 W at a 375 W pool cap."""
+    path = tmp_path / "held.toml"
+    path.write_text(HELD_FOR_EVER.format(cap=cap))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ("workloads.ft.gpus:" in result.stderr and "never start" in result.stderr) == warned
+
+
 # -- 7. invariants under random limits ------------------------------------------------------
 GPU_TYPES = ("H100-SXM", "A100-80GB", "RTX-3090")
 FACILITY_SETTINGS = settings(

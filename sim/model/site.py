@@ -288,3 +288,41 @@ def _curtailment_key(scn: Scenario, t: float, limit_w: float) -> str:
             if phase < c.duration_s:
                 return f"facility.curtailments.{i}.limit_mw"
     return "facility.curtailments"
+
+
+def hold_warnings(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
+    """Training workloads whose jobs never fit the IT budget at their pools' own caps.
+
+    The ladder holds new work before it caps running work, so such a job waits for ever (on
+    an otherwise idle site) unless the pool's ``power_cap_w`` is lowered.
+    """
+    from sim.config.scenario import TrainingWorkload
+
+    most = float(np.max(timeline.it_budget_w))
+    floor = idle_floor_w(scn)
+    warnings = []
+    for wl in scn.workloads:
+        if not isinstance(wl, TrainingWorkload):
+            continue
+        pools = [p for p in scn.pools if wl.pool is None or p.name == wl.pool]
+        extras = []
+        for p in pools:
+            gpu = scn.pool_gpu(p)
+            cap = p.power_cap_w if p.power_cap_w is not None else gpu.peak_w
+            extras.append(((cap - gpu.idle_w) * wl.gpus, p.name))
+        if not extras:
+            continue
+        extra, name = min(extras)
+        if floor + extra > most:
+            warnings.append(
+                Problem(
+                    f"workloads.{wl.name}.gpus",
+                    f"a job draws {extra / 1000:.1f} kW more than the idle site at its pool's "
+                    f"cap ({name}), more than the IT budget ever leaves "
+                    f"({max(most - floor, 0.0) / 1000:.1f} kW above the idle draw): its jobs "
+                    "will never start, since the power ladder holds new work before it caps "
+                    "running work. Lower the pool's power_cap_w or raise the limit",
+                    related=(f"pools.{name}.power_cap_w",),
+                )
+            )
+    return warnings
