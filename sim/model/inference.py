@@ -224,11 +224,6 @@ class InferenceEngine:
             self.pending_end_s[s] += t + d
             heappush(self.completions, (t + d, r))
 
-    @property
-    def held(self) -> bool:
-        """Whether requests wait while a replica is free (held for power)."""
-        return bool(self.queue and self.free)
-
     # -- arrivals and recording ----------------------------------------------------------
     def refill(self) -> None:
         """Take the next chunk of arrivals and their demands; flush finished requests.

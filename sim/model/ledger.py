@@ -148,7 +148,8 @@ class PowerLedger:
         self.wl_busy_w = [0.0] * self.n_workloads  # training: busy draw of running jobs
         self.wl_t = [0.0] * self.n_workloads
         self.engine_marks: dict[int, list[float]] = {}
-        self.warmup_marks: tuple[list[float], list[float], list[list[float]]] | None = None
+        self.warmup_marks: tuple[list[float], list[float]] | None = None
+        """Per-workload energy and cost at the end of the warm-up."""
         # Demand and billing.
         price = scn.facility.price
         self.billing = Billing(
@@ -650,7 +651,7 @@ class PowerLedger:
     def mark_warmup(self, t: float) -> None:
         """At the end of the warm-up: per-workload figures count from here."""
         self.settle(t)
-        self.warmup_marks = (list(self.wl_energy_j), list(self.wl_cost), [])
+        self.warmup_marks = (list(self.wl_energy_j), list(self.wl_cost))
 
     def finish(self, t: float) -> None:
         """At the horizon: settle everything, close the last demand interval, record tables."""
@@ -672,7 +673,7 @@ class PowerLedger:
                 int(held_jobs),
                 shed / J_PER_MWH if source == codes.LIMIT_CURTAILMENT else math.nan,
             )
-        marks = self.warmup_marks or ([0.0] * self.n_workloads, [0.0] * self.n_workloads, [])
+        marks = self.warmup_marks or ([0.0] * self.n_workloads, [0.0] * self.n_workloads)
         for w in range(self.n_workloads):
             rec.workload_energy(
                 w, (self.wl_energy_j[w] - marks[0][w]) / 3.6e6, self.wl_cost[w] - marks[1][w]
