@@ -506,8 +506,7 @@ def _binding_limit(scn: Scenario) -> str | None:
     for pool in scn.pools:
         gpu = catalogue.get(pool.gpu_type)
         if gpu is not None:
-            cap = pool.power_cap_w if pool.power_cap_w is not None else gpu.peak_w
-            full_w += pool.nodes * pool.node_overhead_w + pool.gpus * cap
+            full_w += pool.nodes * pool.node_overhead_w + pool.gpus * pool.cap_w(gpu)
     cooling = facility.cooling
     pue = max(cooling.pue.value) if cooling is not None else facility.pue
     other = facility.other_load_mw * 1e6 if isinstance(facility.other_load_mw, float) else 0.0

@@ -68,6 +68,10 @@ class Pool(Frozen):
         """GPUs in the pool."""
         return self.nodes * self.gpus_per_node
 
+    def cap_w(self, gpu: GpuType) -> float:
+        """The power cap of the pool's GPUs (of type ``gpu``): ``power_cap_w``, else its peak."""
+        return self.power_cap_w if self.power_cap_w is not None else gpu.peak_w
+
 
 class RequestOutput(Frozen):
     """How many of an inference workload's requests get a row in ``requests.parquet``.

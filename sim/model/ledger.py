@@ -80,10 +80,7 @@ class PowerLedger:
         self.warmup = scn.scenario.warmup_s
         self.idle_w = [p.gpu.idle_w for p in pools]
         self.peak_w = [p.gpu.peak_w for p in pools]
-        self.base_cap_w = [
-            cfg.power_cap_w if cfg.power_cap_w is not None else p.gpu.peak_w
-            for cfg, p in zip(scn.pools, pools, strict=True)
-        ]
+        self.base_cap_w = [cfg.cap_w(p.gpu) for cfg, p in zip(scn.pools, pools, strict=True)]
         self.min_cap_w = [
             min(p.gpu.min_cap_w, base) for p, base in zip(pools, self.base_cap_w, strict=True)
         ]
@@ -562,8 +559,12 @@ class PowerLedger:
                 self.wl_cost[engine.index] += e * factor
 
     def settle(self, t: float) -> None:
-        """Bring every integral up to ``t`` under the present conditions and caps."""
-        if t < self.t:
+        """Bring every integral up to ``t`` under the present conditions and caps.
+
+        Settling again at the same instant adds nothing, so it only folds the headroom seen.
+        """
+        if t <= self.t:
+            self._fold_headroom(float(self.timeline.pue[self.k]))
             return
         k = self.k
         tl = self.timeline
@@ -597,14 +598,18 @@ class PowerLedger:
                 row[1] += dt
             row[2] += throttled
             row[3] += suspended
-        if self.min_free_w < INF:
-            self.sample_headroom_w = min(self.sample_headroom_w, self.min_free_w * pue)
-            self.min_free_w = INF
+        self._fold_headroom(pue)
         for w in range(self.n_workloads):
             self._settle_workload(w, t)
         self._settle_engines(t)
         self.t = t
         self.it_j = it_j
+
+    def _fold_headroom(self, pue: float) -> None:
+        """Count the least headroom the engines and admissions saw since the last fold."""
+        if self.min_free_w < INF:
+            self.sample_headroom_w = min(self.sample_headroom_w, self.min_free_w * pue)
+            self.min_free_w = INF
 
     def _mark_energy(self, t: float) -> None:
         self.settle(t)

@@ -308,8 +308,7 @@ def hold_warnings(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
         extras = []
         for p in pools:
             gpu = scn.pool_gpu(p)
-            cap = p.power_cap_w if p.power_cap_w is not None else gpu.peak_w
-            extras.append(((cap - gpu.idle_w) * wl.gpus, p.name))
+            extras.append(((p.cap_w(gpu) - gpu.idle_w) * wl.gpus, p.name))
         if not extras:
             continue
         extra, name = min(extras)
