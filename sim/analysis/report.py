@@ -76,6 +76,16 @@ def format_summary(summary: dict[str, Any]) -> str:
             ["hours curtailed", _fmt(s["curtailment_hours"])],
             ["energy shed in curtailments", f"{_fmt(s['curtailment_energy_shed_mwh'])} MWh"],
         ]
+    if s.get("node_failures") or s.get("outage_hours") or s.get("maintenance_hours"):
+        site += [
+            ["availability (GPU-time up)", _fmt(s["availability"], "pct")],
+            ["node failures", _fmt(s["node_failures"])],
+            ["mean time to repair", _fmt(s["mttr_s"], "s")],
+            ["outage hours", _fmt(s["outage_hours"])],
+            ["maintenance hours", _fmt(s["maintenance_hours"])],
+            ["GPU-hours lost to interruptions", _fmt(s["lost_gpu_hours"])],
+            ["goodput (useful / busy)", _fmt(s["goodput"], "pct")],
+        ]
     lines += _table(["site", "value"], site)
     inference = {k: v for k, v in s["workloads"].items() if v["kind"] == "inference"}
     if inference:
@@ -84,7 +94,12 @@ def format_summary(summary: dict[str, Any]) -> str:
                 name,
                 _fmt(w["requests_total"]),
                 _fmt(w["requests_served"]),
-                _fmt(w["requests_rejected"] + w["requests_unfinished"]),
+                _fmt(
+                    w["requests_rejected"]
+                    + w["requests_unfinished"]
+                    + w["requests_failed"]
+                    + w["requests_timed_out"]
+                ),
                 _fmt(w["sla_attainment"], "pct"),
                 _fmt(w["request_wait_mean_s"], "s"),
                 _fmt(w["request_latency_p50_s"], "s"),
@@ -119,6 +134,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                 _fmt(w["jobs_started"]),
                 _fmt(w["jobs_completed"]),
                 _fmt(w["jobs_rejected"]),
+                _fmt(w["jobs_failed"]),
+                _fmt(w["job_restarts"]),
                 _fmt(w["job_wait_mean_s"], "s"),
                 _fmt(w["job_gpu_hours"]),
             ]
@@ -127,7 +144,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines += [
             "",
             *_table(
-                ["training", "jobs", "started", "completed", "rejected", "wait mean", "GPU-hours"],
+                [
+                    "training",
+                    "jobs",
+                    "started",
+                    "completed",
+                    "rejected",
+                    "failed",
+                    "restarts",
+                    "wait mean",
+                    "GPU-hours",
+                ],
                 rows,
             ),
         ]

@@ -40,6 +40,9 @@ SITE_CUMULATIVE = (
     "throttled_gpu_hours",
     "suspended_gpu_hours",
     "curtailment_hours",
+    "lost_gpu_hours",
+    "checkpoint_gpu_hours",
+    "restart_gpu_hours",
 )
 LIMIT_FIGURES = (
     "binding_hours",
@@ -106,6 +109,8 @@ def request_stats(stats: pd.DataFrame, latency: pd.DataFrame, window_s: float) -
         "requests_served": served,
         "requests_rejected": int(total["requests_rejected"]),
         "requests_unfinished": int(total["requests_unfinished"]),
+        "requests_failed": int(total["requests_failed"]),
+        "requests_timed_out": int(total["requests_timed_out"]),
         "requests_recorded": int(total["requests_recorded"]),
         "throughput_per_s": _ratio(float(served), window_s),
         "sla_attainment": _mean(float(total["sla_met"]), float(total["sla_decided"])),
@@ -135,9 +140,53 @@ def job_stats(stats: pd.DataFrame, waits: pd.DataFrame) -> dict[str, Any]:
         "jobs_completed": int(total["jobs_completed"]),
         "jobs_rejected": int(total["jobs_rejected"]),
         "jobs_unfinished": int(total["jobs_unfinished"]),
+        "jobs_failed": int(total["jobs_failed"]),
+        "job_restarts": int(total["job_restarts"]),
+        "job_lost_gpu_hours": float(total["job_lost_gpu_s"]) / 3600.0,
         "job_wait_mean_s": _mean(float(total["job_wait_sum_s"]), float(started)),
         "job_wait_p95_s": p95,
         "job_gpu_hours": float(total["job_gpu_s"]) / 3600.0,
+    }
+
+
+def _overlap_hours(start: np.ndarray, end: np.ndarray, lo: float, hi: float) -> float:
+    """Hours of the intervals [start, end) (end NaN: open) within [lo, hi)."""
+    end = np.where(np.isnan(end), hi, end)
+    return float(np.clip(np.minimum(end, hi) - np.maximum(start, lo), 0.0, None).sum()) / 3600.0
+
+
+def reliability(
+    load: Loader, site: Mapping[str, float], gpus: int, warmup: float, end: float
+) -> dict[str, Any]:
+    """Availability, failures, repairs, outages, lost work and goodput over the window.
+
+    ``site`` holds the window's changes of the site's cumulative columns.
+    """
+    nodes = load("nodes", ["state", "start_s", "end_s", "cause"])
+    outages = load("outages", ["cause", "start_s", "end_s"])
+    failed = nodes[_is(nodes["state"], "failed") & _is(nodes["cause"], "failure")]
+    failed = failed[failed["start_s"].to_numpy() >= warmup]
+    ended = failed[failed["end_s"].notna()]
+    repaired = ended["end_s"].to_numpy() - ended["start_s"].to_numpy()
+    cause = outages["cause"].astype(str)
+    unplanned = outages[cause.str.startswith("outages.").to_numpy(dtype=bool)]
+    planned = outages[cause.str.startswith("maintenance.").to_numpy(dtype=bool)]
+    busy = site["gpu_busy_hours"]
+    wasted = site["lost_gpu_hours"] + site["checkpoint_gpu_hours"] + site["restart_gpu_hours"]
+    return {
+        "availability": _ratio(site["gpu_up_hours"], gpus * (end - warmup) / 3600.0),
+        "node_failures": len(failed),
+        "mttr_s": float(repaired.mean()) if len(repaired) else None,
+        "outage_hours": _overlap_hours(
+            unplanned["start_s"].to_numpy(), unplanned["end_s"].to_numpy(), warmup, end
+        ),
+        "maintenance_hours": _overlap_hours(
+            planned["start_s"].to_numpy(), planned["end_s"].to_numpy(), warmup, end
+        ),
+        "lost_gpu_hours": site["lost_gpu_hours"],
+        "checkpoint_gpu_hours": site["checkpoint_gpu_hours"],
+        "restart_gpu_hours": site["restart_gpu_hours"],
+        "goodput": _ratio(busy - wasted, busy),
     }
 
 
@@ -188,10 +237,12 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
                 "jobs_completed",
                 "jobs_rejected",
                 "jobs_unfinished",
+                "jobs_failed",
                 "job_wait_mean_s",
             )
         }
     )
+    summary.update(reliability(load, site, summary["gpus"], warmup, end))
     summary.update(
         {
             "energy_mwh": facility_kwh / 1000.0,
@@ -252,6 +303,7 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
             "gpu_allocation": _ratio(delta["gpu_allocated_hours"], delta["gpu_up_hours"]),
             "it_energy_mwh": delta["it_energy_kwh"] / 1000.0,
             "it_power_mean_kw": _ratio(delta["it_energy_kwh"] * 3600.0, window_s),
+            "availability": _ratio(delta["gpu_up_hours"], pool["gpus"] * window_s / 3600.0),
         }
     summary["pools"] = pools
     cleaned: dict[str, Any] = _clean(summary)

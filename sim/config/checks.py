@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sim.config.catalogue import GpuType
 from sim.config.estimate import Estimate, biggest, estimate, format_seconds, scaling_keys
+from sim.config.reliability import parse_target
 from sim.config.scenario import InferenceWorkload, Pool, Scenario, TrainingWorkload
 from sim.errors import Problem
 from sim.registry import nearest
@@ -110,6 +111,7 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
                 )
             )
 
+    _check_targets(scn, result)
     for workload in scn.workloads:
         candidates = _candidates(scn, workload, catalogue)
         if candidates is None:
@@ -120,6 +122,40 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
             _check_job_memory(workload, candidates, result)
     _check_size(scn, result, size if size is not None else estimate(scn))
     return result
+
+
+def _check_targets(scn: Scenario, result: CheckResult) -> None:
+    """Outage and maintenance targets name existing pools, and no more nodes than they have."""
+    pools = {p.name: p for p in scn.pools}
+    cooling = scn.facility.cooling
+    for i, o in enumerate(scn.outages):
+        rated = cooling is not None and cooling.capacity_mw is not None
+        if o.target == "cooling" and o.capacity_left > 0 and not rated:
+            result.problems.append(
+                Problem(
+                    f"outages.{i}.capacity_left",
+                    "a share of the cooling capacity needs a rated capacity: set "
+                    "facility.cooling.capacity_mw, or capacity_left = 0 (all cooling lost)",
+                    related=("facility.cooling.capacity_mw",),
+                )
+            )
+    entries = [("outages", i, o.target) for i, o in enumerate(scn.outages)]
+    entries += [("maintenance", i, m.target) for i, m in enumerate(scn.maintenance)]
+    for section, i, target in entries:
+        _kind, name, count = parse_target(target)
+        if name is None:
+            continue
+        key = f"{section}.{i}.target"
+        if name not in pools:
+            result.problems.append(Problem(key, _unknown("pool", name, list(pools))))
+        elif count is not None and count > pools[name].nodes:
+            result.problems.append(
+                Problem(
+                    key,
+                    f"takes {count} nodes but pool {name!r} has {pools[name].nodes}",
+                    related=(f"pools.{name}.nodes",),
+                )
+            )
 
 
 def _candidates(

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.config.base import Frozen, resolve_data_path
+from sim.config.reliability import Backup
 from sim.config.units import Duration
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -261,6 +262,8 @@ class Facility(Frozen):
     """Electricity price; no cost is computed when left out."""
     curtailments: tuple[Curtailment, ...] = ()
     """Times when the grid asks the site to stay under a lower limit."""
+    backup: Backup | None = None
+    """UPS and generators that carry the site through grid outages; none when left out."""
 
     @model_validator(mode="after")
     def _pue_or_cooling(self) -> Facility:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,6 +12,7 @@ from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
 from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
 from sim.config.distributions import Distribution
 from sim.config.facility import Facility
+from sim.config.reliability import Maintenance, Outage, as_distribution
 from sim.config.units import Duration
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -71,6 +72,33 @@ class Pool(Frozen):
     def cap_w(self, gpu: GpuType) -> float:
         """The power cap of the pool's GPUs (of type ``gpu``): ``power_cap_w``, else its peak."""
         return self.power_cap_w if self.power_cap_w is not None else gpu.peak_w
+
+    mtbf_s: Duration | None = Field(default=None, alias="mtbf", gt=0)
+    """Mean time between failures of each node (a duration): exponential times to failure."""
+    time_to_failure: Distribution | None = None
+    """Each node's time to failure as a distribution, instead of ``mtbf``."""
+    repair: Distribution | None = None
+    """Time to repair a failed node: a duration or a distribution; needed with failures."""
+
+    @field_validator("time_to_failure", "repair", mode="before")
+    @classmethod
+    def _fixed(cls, value: Any) -> Any:
+        return as_distribution(value)
+
+    @model_validator(mode="after")
+    def _failures(self) -> Pool:
+        if self.mtbf_s is not None and self.time_to_failure is not None:
+            raise ValueError("give mtbf or time_to_failure, not both")
+        if self.fails and self.repair is None:
+            raise ValueError('nodes that fail need a repair time (repair = "6h" or a distribution)')
+        if not self.fails and self.repair is not None:
+            raise ValueError("repair applies only with mtbf or time_to_failure")
+        return self
+
+    @property
+    def fails(self) -> bool:
+        """Whether the pool's nodes fail at random."""
+        return self.mtbf_s is not None or self.time_to_failure is not None
 
 
 class RequestOutput(Frozen):
@@ -132,6 +160,11 @@ class InferenceWorkload(Frozen):
     left out."""
     output: RequestOutput | None = None
     """This workload's recording level; by default ``[output]``'s."""
+    timeout_s: Duration | None = Field(default=None, alias="timeout", gt=0)
+    """A request still waiting this long after arriving ends ``timeout`` (a duration); no
+    limit when left out."""
+    retries: int = Field(default=0, ge=0)
+    """Times a request whose replica fails under it is queued again; then it ends ``failed``."""
 
     def replica_fits(self, gpu: GpuType) -> bool:
         """Whether a replica's model fits in the memory of its ``gpus_per_replica`` GPUs."""
@@ -158,6 +191,21 @@ class TrainingWorkload(Frozen):
     """Memory a job needs on each of its GPUs (GB); pools with less are not eligible."""
     priority: int = 0
     """With ``scheduler.policy = "priority"``, higher goes first."""
+    checkpoint_every_s: Duration | None = Field(default=None, alias="checkpoint_every", gt=0)
+    """A job writes a checkpoint after each this much progress (a duration of run time on
+    H100-SXM, like ``duration``); no checkpoints when left out."""
+    checkpoint_cost_s: Duration = Field(default=0.0, alias="checkpoint_cost")
+    """Time a job pauses to write each checkpoint (a duration; its GPUs stay busy)."""
+    restart_cost_s: Duration = Field(default=0.0, alias="restart_cost")
+    """Time a job spends reloading when it starts again after an interruption (a duration)."""
+    max_restarts: int | None = Field(default=None, ge=0)
+    """Interruptions a job survives; the next one ends it ``failed``. No limit when left out."""
+
+    @model_validator(mode="after")
+    def _checkpoint_pair(self) -> TrainingWorkload:
+        if self.checkpoint_every_s is None and self.checkpoint_cost_s:
+            raise ValueError("checkpoint_cost applies only with checkpoint_every")
+        return self
 
 
 Workload = Annotated[
@@ -194,6 +242,10 @@ class Scenario(Frozen):
     """How training jobs are queued."""
     output: RequestOutput = RequestOutput()
     """What the run directory records of the requests (each workload may override it)."""
+    outages: tuple[Outage, ...] = ()
+    """Unplanned losses of the grid, the cooling or nodes."""
+    maintenance: tuple[Maintenance, ...] = ()
+    """Planned downtime of nodes."""
 
     def request_output(self, workload: InferenceWorkload) -> RequestOutput:
         """The recording level of an inference workload's requests."""

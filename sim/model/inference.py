@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush, heapreplace
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from sim.model.arrivals import ArrivalStream
 from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.pools import Placement
 from sim.model.sampling import Draw
-from sim.record.codes import OK, REJECTED, UNFINISHED
+from sim.record.codes import FAILED, OK, REJECTED, TIMEOUT, UNFINISHED
 
 if TYPE_CHECKING:
     from sim.model.ledger import PowerLedger
@@ -59,6 +59,7 @@ class InferenceEngine:
         arrivals: ArrivalStream,
         demand: Draw,
         recorder: Recorder,
+        pools: Sequence[int] | None = None,
     ) -> None:
         self.index = index
         self.name = workload.name
@@ -66,7 +67,20 @@ class InferenceEngine:
         self.p_free = priority(FREE, key)
         self.p_arrive = priority(ARRIVE, key)
         self.max_queue = workload.max_queue if workload.max_queue is not None else 1 << 62
-        self.replicas = replicas
+        self.timeout = workload.timeout_s if workload.timeout_s is not None else INF
+        self.retries = workload.retries
+        self.replicas: list[Placement | None] = list(replicas)
+        """Each replica's placement; None while it is down and waits for room."""
+        self.down: set[int] = set()
+        """Replicas that are down (their node failed or lost power) or moving."""
+        self.retiring: set[int] = set()
+        """Replicas finishing their request before they move off a draining node."""
+        self.on_retired: Callable[[InferenceEngine, int, Placement, float], None] | None = None
+        """Told when a retiring replica's request ends (the node board moves it)."""
+        self.timed_out = 0
+        self.failed = 0
+        self.lost_gpu_s = 0.0
+        """Busy GPU-seconds of service lost with requests whose replica went down."""
         self.gpus = workload.gpus_per_replica
         self.speed = [p.pool.speed for p in replicas]
         """Each replica's speed (relative to H100-SXM) at its GPUs' present power cap."""
@@ -75,7 +89,7 @@ class InferenceEngine:
         self.suspended: dict[int, float] = {}
         """Replicas suspended by the power ladder, and their request's remaining work."""
         self.ledger: PowerLedger | None = None
-        pools = sorted({p.pool.index for p in replicas})
+        pools = sorted(set(pools) if pools is not None else {p.pool.index for p in replicas})
         self.pools = pools
         """Indices of the pools this workload's replicas sit in."""
         self.slot = [pools.index(p.pool.index) for p in replicas]
@@ -101,6 +115,7 @@ class InferenceEngine:
         self.end: list[float] = []
         self.replica: list[int] = []
         self.status: list[int] = []
+        self.attempts: list[int] = []
         self.columns = (
             self.ident,
             self.arrival,
@@ -109,6 +124,7 @@ class InferenceEngine:
             self.end,
             self.replica,
             self.status,
+            self.attempts,
         )
         """The per-request columns, in one tuple for the flush."""
         self.completions: list[tuple[float, int]] = []  # a heap of (end of service, replica)
@@ -122,8 +138,13 @@ class InferenceEngine:
 
     @property
     def in_service(self) -> int:
-        """Requests being served (= busy replicas)."""
-        return len(self.replicas) - len(self.free)
+        """Requests being served (suspended ones included)."""
+        return len(self.completions) + len(self.suspended)
+
+    @property
+    def replicas_up(self) -> int:
+        """Replicas placed and not down."""
+        return len(self.replicas) - len(self.down)
 
     def busy_gpu_s(self, slot: int, t: float) -> float:
         """Busy GPU-seconds of this workload in pool slot ``slot`` from 0 to ``t``."""
@@ -135,7 +156,14 @@ class InferenceEngine:
     @property
     def completed(self) -> int:
         """Requests served so far."""
-        return self.arrived - self.rejected - len(self.queue) - self.in_service
+        return (
+            self.arrived
+            - self.rejected
+            - self.timed_out
+            - self.failed
+            - len(self.queue)
+            - self.in_service
+        )
 
     def next_event(self) -> tuple[float, int]:
         """Time and clock priority of the next internal event (time inf if none)."""
@@ -208,6 +236,8 @@ class InferenceEngine:
         """Start queued requests on free replicas while the ledger admits them (at ``t``)."""
         ledger = self.ledger
         queue, free = self.queue, self.free
+        if self.timeout != INF:
+            self.expire(t)
         while queue and free:
             r = free[0]
             if ledger is not None and not ledger.admit_request(self.need_w[r]):
@@ -223,6 +253,129 @@ class InferenceEngine:
             self.started_s[s] += d
             self.pending_end_s[s] += t + d
             heappush(self.completions, (t + d, r))
+
+    # -- replicas going down, coming up, moving ----------------------------------------
+    def take_down(self, r: int, t: float) -> None:
+        """Replica ``r`` stops at ``t`` (its node failed or lost power, or it moves).
+
+        A request in service on it (or paused by the power ladder) is queued again at the
+        head, up to ``retries`` times, else ends ``failed``. The caller releases its GPUs.
+        """
+        if r in self.down:
+            return
+        self.down.add(r)
+        self.retiring.discard(r)
+        k = -1
+        left = 0.0
+        n = next((n for n, (_, rr) in enumerate(self.completions) if rr == r), -1)
+        if n >= 0:
+            end = self.completions[n][0]
+            self.completions[n] = self.completions[-1]
+            self.completions.pop()
+            heapify(self.completions)
+            s = self.slot[r]
+            self.started_s[s] -= end - t
+            self.pending_end_s[s] -= end
+            self.busy[s] -= 1
+            if not self.busy[s]:
+                self.pending_end_s[s] = 0.0
+            k = self.serving[r]
+            left = (end - t) * self.speed[r]  # work still to do
+        elif r in self.suspended:
+            left = self.suspended.pop(r)
+            assert self.ledger is not None
+            self.ledger.forget_replica(self, r)
+            k = self.serving[r]
+        elif r in self.free:
+            self.free.remove(r)
+            heapify(self.free)
+        self.serving[r] = -1
+        self.replicas[r] = None
+        if k >= 0:
+            k -= self.base
+            self.lost_gpu_s += max(self.demand[k] - left, 0.0) / self.speed[r] * self.gpus
+            self._lost(k, t)
+
+    def _lost(self, k: int, t: float) -> None:
+        """The request in column ``k`` lost its replica at ``t``: retried, or failed."""
+        if self.attempts[k] <= self.retries and t < self.arrival[k] + self.timeout:
+            self.attempts[k] += 1
+            self.queue.appendleft(k + self.base)
+            return
+        self.end[k] = t
+        if t >= self.arrival[k] + self.timeout:
+            self.status[k] = TIMEOUT
+            self.timed_out += 1
+        else:
+            self.status[k] = FAILED
+            self.failed += 1
+
+    def bring_up(self, r: int, placement: Placement, speed: float, extra_w: float) -> None:
+        """Replica ``r`` serves again, on ``placement``, at ``speed``.
+
+        Busy, it draws ``extra_w`` more per GPU. The caller starts queued requests on it
+        (``start_held``).
+        """
+        self.replicas[r] = placement
+        pool = placement.pool.index
+        self.replica_pool[r] = pool
+        self.slot[r] = self.pools.index(pool)
+        self.speed[r] = speed
+        self.need_w[r] = self.gpus * extra_w
+        self.down.discard(r)
+        heappush(self.free, r)
+
+    def retire(self, r: int, t: float) -> bool:
+        """Stop giving replica ``r`` new requests: True if it is idle and may move now.
+
+        A busy one finishes its request first; then ``on_retired`` is told.
+        """
+        if r in self.down:
+            return False
+        if r in self.free:
+            self.free.remove(r)
+            heapify(self.free)
+            self.down.add(r)
+            self.replicas[r] = None
+            return True
+        self.retiring.add(r)
+        return False
+
+    def _retired(self, r: int, t: float) -> None:
+        """A retiring replica's request ended at ``t``: it is down until it moves."""
+        self.retiring.discard(r)
+        self.down.add(r)
+        self.serving[r] = -1
+        placement = self.replicas[r]
+        self.replicas[r] = None
+        if self.on_retired is not None and placement is not None:
+            self.on_retired(self, r, placement, t)
+
+    def expire(self, t: float) -> None:
+        """End ``timeout`` every request at the head of the queue that has waited too long."""
+        queue, arrival, base, timeout = self.queue, self.arrival, self.base, self.timeout
+        while queue and arrival[queue[0] - base] + timeout < t:
+            k = queue.popleft() - base
+            self.status[k] = TIMEOUT
+            self.end[k] = arrival[k] + timeout
+            self.timed_out += 1
+
+    def expire_all(self, horizon: float) -> None:
+        """At the horizon: every waiting request whose deadline passed ends ``timeout``."""
+        if self.timeout == INF:
+            return
+        kept: deque[int] = deque()
+        base = self.base
+        for i in self.queue:
+            k = i - base
+            if self.arrival[k] + self.timeout < horizon:
+                self.status[k] = TIMEOUT
+                self.end[k] = self.arrival[k] + self.timeout
+                self.timed_out += 1
+            else:
+                kept.append(i)
+        self.queue.clear()
+        self.queue.extend(kept)
 
     # -- arrivals and recording ----------------------------------------------------------
     def refill(self) -> None:
@@ -243,6 +396,7 @@ class InferenceEngine:
         self.end.extend([nan] * n)
         self.replica.extend([-1] * n)
         self.status.extend([UNFINISHED] * n)
+        self.attempts.extend([1] * n)
         self.flush(final=False)
 
     def flush(self, final: bool) -> None:
@@ -266,6 +420,7 @@ class InferenceEngine:
             replica=replica,
             pool=self.replica_pool[replica],
             status=np.array(self.status[:k], dtype=np.int64),
+            attempts=np.array(self.attempts[:k], dtype=np.int64),
             complete_before=self.arrival[k] if not final and k < len(self.arrival) else INF,
         )
         for column in self.columns:
@@ -296,6 +451,7 @@ class InferenceEngine:
             self.pending_end_s,
         )
         p_free, p_arrive, max_queue = self.p_free, self.p_arrive, self.max_queue
+        timeout, retiring = self.timeout, self.retiring
         arrived, base = self.arrived, self.base
         last = base + len(arrival)  # past the last arrival drawn so far
         while True:
@@ -318,6 +474,8 @@ class InferenceEngine:
                 ident[k] = next_id
                 next_id += 1
                 if not free:
+                    if len(queue) >= max_queue and timeout != INF:
+                        self.expire(t)
                     if len(queue) < max_queue:
                         queue.append(i)
                     else:
@@ -334,6 +492,15 @@ class InferenceEngine:
                 status[k] = OK
                 s = slot[r]
                 pending_end_s[s] -= t
+                if retiring and r in retiring:
+                    busy[s] -= 1
+                    if not busy[s]:
+                        pending_end_s[s] = 0.0
+                    self._retired(r, t)
+                    limit_t, limit_p = t, DECIDE_PRIORITY  # it moves in this instant's DECIDE
+                    continue
+                if queue and timeout != INF and arrival[queue[0] - base] + timeout < t:
+                    self.expire(t)
                 if not queue:
                     serving[r] = -1
                     busy[s] -= 1
@@ -385,6 +552,7 @@ class InferenceEngine:
             self.need_w,
         )
         p_free, p_arrive, max_queue = self.p_free, self.p_arrive, self.max_queue
+        timeout, retiring = self.timeout, self.retiring
         arrived, base = self.arrived, self.base
         last = base + len(arrival)
         while True:
@@ -409,6 +577,8 @@ class InferenceEngine:
                 if queue or not free or not ledger.admit_request(need_w[free[0]]):
                     if free and not queue:
                         ledger.note_held()
+                    if len(queue) >= max_queue and timeout != INF:
+                        self.expire(t)
                     if len(queue) < max_queue:
                         queue.append(i)
                     else:
@@ -425,6 +595,16 @@ class InferenceEngine:
                 status[k] = OK
                 s = slot[r]
                 pending_end_s[s] -= t
+                if retiring and r in retiring:
+                    busy[s] -= 1
+                    if not busy[s]:
+                        pending_end_s[s] = 0.0
+                    ledger.free_w += need_w[r]
+                    self._retired(r, t)
+                    limit_t, limit_p = t, DECIDE_PRIORITY
+                    continue
+                if queue and timeout != INF and arrival[queue[0] - base] + timeout < t:
+                    self.expire(t)
                 if not queue or free:  # nothing waits, or what waits is held for power
                     serving[r] = -1
                     busy[s] -= 1
@@ -468,6 +648,8 @@ class InferenceHub:
         self.engines = list(engines)
         self.horizon = horizon_s
         self.next_id = 0
+        self.stop = False
+        """Set when an engine scheduled a clock entry while it ran (a replica to move)."""
         self.heap = [(*e.next_event(), i) for i, e in enumerate(self.engines)]
         heapify(self.heap)
         self.alarm = clock.alarm(self._run, 0)
@@ -510,6 +692,9 @@ class InferenceHub:
                 break
             t, p, next_id = engines[e].advance(limit_t, limit_p, next_id)
             heapreplace(heap, (t, p, e))
+            if self.stop:  # an engine scheduled something at this instant: run only to it
+                self.stop = False
+                limit_t, limit_p = self.clock.head()
         self.next_id = next_id
         self.reschedule()
 
@@ -539,6 +724,10 @@ class InferenceHub:
         self.reschedule()
 
     def finish(self) -> None:
-        """At the horizon: requests still waiting or in service stay ``unfinished``; record all."""
+        """At the horizon: record every request.
+
+        Those still waiting or in service stay ``unfinished``, but those past their ``timeout``.
+        """
         for engine in self.engines:
+            engine.expire_all(self.horizon)
             engine.flush(final=True)

@@ -47,6 +47,7 @@ from sim.record import codes
 
 if TYPE_CHECKING:
     from sim.model.inference import InferenceEngine, InferenceHub
+    from sim.model.nodes import NodeBoard
     from sim.model.training import Job, TrainingScheduler
     from sim.record.recorder import Recorder
 
@@ -98,6 +99,7 @@ class PowerLedger:
         self.engines: list[InferenceEngine] = []
         self.hub: InferenceHub | None = None
         self.scheduler: TrainingScheduler | None = None
+        self.board: NodeBoard | None = None
         self.n_workloads = len(scn.workloads)
 
         # The limit and the headroom.
@@ -247,6 +249,8 @@ class PowerLedger:
             self._check()
 
     def _check(self) -> None:
+        if self.board is not None:
+            self.board.check()
         if self.tight and math.isfinite(self.budget_w):
             exact = self.budget_w - self.draw_w()
             assert abs(exact - self.free_w) <= 1e-6 * max(1.0, abs(exact)), (exact, self.free_w)
@@ -334,6 +338,28 @@ class PowerLedger:
         self.wl_busy_w[w] += gpus * self.cap_w[pool]
         self.meters[pool].change(t, gpus, allocated)
 
+    def node_power(self, t: float, pool: int, gpus: int, watts: float) -> None:
+        """A node of ``pool`` went down (negative counts) or came up: the idle floor moves."""
+        self.floor_w += watts
+        self.gpus[pool] += gpus
+
+    def rebalance(self, t: float) -> None:
+        """After nodes changed: apply the ladder again for the present budget."""
+        self.settle(t)
+        self._rebalance(t)
+
+    def forget_job(self, job: Job) -> None:
+        """A job suspended for power was killed: it no longer waits to resume."""
+        self.settle(self.clock.now)
+        self.suspended_jobs.remove(job)
+        self.suspended_gpus -= job.gpus
+
+    def forget_replica(self, engine: InferenceEngine, r: int) -> None:
+        """A replica suspended for power went down: it no longer waits to resume."""
+        self.settle(self.clock.now)
+        self.suspended_replicas.remove((engine, r))
+        self.suspended_gpus -= engine.gpus
+
     # -- site changes ----------------------------------------------------------------------
     def _on_site(self, k: int) -> None:
         t = self.clock.now
@@ -391,6 +417,8 @@ class PowerLedger:
         falling = budget < self.last_budget_w
         self.last_budget_w = budget
         was_tight = self.tight
+        if self.board is not None:
+            self.board.fit_power(t, budget, self.draw_w(), self.floor_w)
         self._resume_replicas(t)
         if self.suspended_gpus:
             self._suspend_until_fits(t)  # the budget may have fallen further
@@ -469,7 +497,7 @@ class PowerLedger:
                 return
             assert job.placement is not None
             draw -= self.job_need_w(job, job.placement.pool.index)
-            self.scheduler.suspend(job, t, codes.LIMIT_SOURCES[self.source])
+            self.scheduler.interrupt(job, t, codes.LIMIT_SOURCES[self.source], keep=True)
             self.suspended_jobs.append(job)
             self.suspended_gpus += job.gpus
         changed = False

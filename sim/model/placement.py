@@ -23,6 +23,12 @@ def build_pools(scn: Scenario) -> list[PoolState]:
     return [PoolState(i, p, catalogue[p.gpu_type]) for i, p in enumerate(scn.pools)]
 
 
+def replica_demand(wl: InferenceWorkload, capacity: Capacity) -> Demand:
+    """What a replica of ``wl`` needs: its GPUs in a pool it may use whose memory holds it."""
+    eligible = capacity.demand(wl.gpus_per_replica, 0.0, wl.pool).pools
+    return Demand(wl.gpus_per_replica, tuple(p for p in eligible if wl.replica_fits(p.gpu)))
+
+
 def place_replicas(
     scn: Scenario, capacity: Capacity
 ) -> tuple[dict[int, list[Placement]], list[Problem]]:
@@ -39,9 +45,8 @@ def place_replicas(
         if not isinstance(wl, InferenceWorkload):
             continue
         gpus = wl.gpus_per_replica
-        eligible = capacity.demand(gpus, 0.0, wl.pool).pools
-        pools = tuple(p for p in eligible if wl.replica_fits(p.gpu))
-        demand = Demand(gpus, pools)
+        demand = replica_demand(wl, capacity)
+        pools = demand.pools
         mine: list[Placement] = []
         for _ in range(wl.replicas):
             placement = capacity.place(demand)

@@ -7,7 +7,6 @@ later job overtake it (strict order), so a policy is only the order.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
@@ -16,7 +15,9 @@ from sim.registry import Registry
 
 
 class Queued(Protocol):
-    """What a policy may look at: a job's priority (submission order is the push order)."""
+    """What a policy may look at: a job's priority and id (ids follow submission order)."""
+
+    id: int
 
     @property
     def priority(self) -> int:
@@ -36,6 +37,10 @@ class JobQueue(Protocol[Job]):
 
     def head(self) -> Job | None:
         """The job to start next, if any."""
+        ...
+
+    def requeue(self, job: Job) -> None:
+        """Put back a job that was interrupted, in its place by submission."""
         ...
 
     def pop(self) -> Job:
@@ -61,6 +66,14 @@ class FifoQueue(Generic[Job]):
         """Add a job at the back."""
         self._jobs.append(job)
 
+    def requeue(self, job: Job) -> None:
+        """Put a job back among the waiting ones in submission (id) order."""
+        jobs = self._jobs
+        i = 0
+        while i < len(jobs) and jobs[i].id < job.id:
+            i += 1
+        jobs.insert(i, job)
+
     def head(self) -> Job | None:
         """The oldest job."""
         return self._jobs[0] if self._jobs else None
@@ -82,11 +95,14 @@ class PriorityQueue(Generic[Job]):
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, Job]] = []
-        self._seq = itertools.count()
 
     def push(self, job: Job) -> None:
-        """Add a job by priority."""
-        heapq.heappush(self._heap, (-job.priority, next(self._seq), job))
+        """Add a job by priority, then submission (id) order."""
+        heapq.heappush(self._heap, (-job.priority, job.id, job))
+
+    def requeue(self, job: Job) -> None:
+        """Put back an interrupted job: by priority, then submission order, like any other."""
+        self.push(job)
 
     def head(self) -> Job | None:
         """The highest-priority, oldest job."""

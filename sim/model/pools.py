@@ -9,6 +9,7 @@ node that best fits the rest, so it spans as few nodes as possible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sim.config.catalogue import GpuType
@@ -35,6 +36,12 @@ class PoolState:
         self.buckets: list[list[int]] = [[] for _ in range(per + 1)]
         self.buckets[per] = list(range(cfg.nodes - 1, -1, -1))  # node 0 is taken first
         self.pos = [cfg.nodes - 1 - n for n in range(cfg.nodes)]
+        self.placeable = [True] * cfg.nodes
+        """Whether work may be placed on each node (not down, not draining)."""
+        self.spare = [0] * cfg.nodes
+        """Free GPUs of nodes that are not placeable (kept out of the buckets)."""
+        self.occupants: list[dict[Placement, None]] = [{} for _ in range(cfg.nodes)]
+        """The placements (replicas and jobs) holding GPUs on each node, in placement order."""
 
     @property
     def most_unpinned(self) -> int:
@@ -106,8 +113,27 @@ class PoolState:
     def release(self, nodes: list[tuple[int, int]]) -> None:
         """Give back GPUs taken by ``allocate``."""
         for node, count in nodes:
-            self._set_free(node, self.free[node] + count)
-            self.free_gpus += count
+            if self.placeable[node]:
+                self._set_free(node, self.free[node] + count)
+                self.free_gpus += count
+            else:
+                self.spare[node] += count
+
+    def withdraw(self, node: int) -> None:
+        """Place nothing more on ``node`` (it is going down or draining)."""
+        if self.placeable[node]:
+            self.placeable[node] = False
+            self.spare[node] = self.free[node]
+            self.free_gpus -= self.free[node]
+            self._set_free(node, 0)
+
+    def restore(self, node: int) -> None:
+        """Let work be placed on ``node`` again."""
+        if not self.placeable[node]:
+            self.placeable[node] = True
+            self._set_free(node, self.spare[node])
+            self.free_gpus += self.spare[node]
+            self.spare[node] = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +144,18 @@ class Demand:
     pools: tuple[PoolState, ...]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Placement:
-    """Where a replica or job runs: its pool and the GPUs it holds on each node."""
+    """Where a replica or job runs: its pool and the GPUs it holds on each node.
+
+    Compared by identity, so a node can list the placements on it.
+    """
 
     pool: PoolState
     nodes: list[tuple[int, int]]
     gpus: int
+    owner: object = None
+    """The job, or the (engine, replica) pair, that holds it."""
 
 
 class Capacity:
@@ -136,6 +167,8 @@ class Capacity:
     def __init__(self, pools: list[PoolState]) -> None:
         self.pools = pools
         self._never: dict[Demand, str | None] = {}
+        self.on_vacated: Callable[[PoolState, int], None] | None = None
+        """Told when the last placement leaves a node that takes no new work (draining)."""
 
     def demand(self, gpus: int, memory_gb_per_gpu: float, pool: str | None) -> Demand:
         """The demand of work needing ``gpus`` GPUs with this memory each (in ``pool`` if given)."""
@@ -146,14 +179,18 @@ class Capacity:
         )
         return Demand(gpus, eligible)
 
-    def place(self, demand: Demand) -> Placement | None:
+    def place(self, demand: Demand, owner: object = None) -> Placement | None:
         """Take room for ``demand`` in the first eligible pool that has it, or return None."""
         gpus = demand.gpus
         for pool in demand.pools:
             if pool.free_gpus >= gpus:
                 nodes = pool.allocate(gpus)
                 if nodes is not None:
-                    return Placement(pool, nodes, gpus)
+                    placement = Placement(pool, nodes, gpus, owner)
+                    occupants = pool.occupants
+                    for node, _ in nodes:
+                        occupants[node][placement] = None
+                    return placement
         return None
 
     def pin(self, placement: Placement) -> None:
@@ -163,7 +200,15 @@ class Capacity:
 
     def release(self, placement: Placement) -> None:
         """Give back a placement's GPUs."""
-        placement.pool.release(placement.nodes)
+        pool = placement.pool
+        pool.release(placement.nodes)
+        occupants = pool.occupants
+        for node, _ in placement.nodes:
+            del occupants[node][placement]
+        if self.on_vacated is not None:
+            for node, _ in placement.nodes:
+                if not occupants[node] and not pool.placeable[node]:
+                    self.on_vacated(pool, node)
 
     def never_fits(self, demand: Demand) -> str | None:
         """Why ``demand`` can never be placed, or None if it could be once room frees up.

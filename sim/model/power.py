@@ -89,6 +89,12 @@ class PoolMeter:
         self.allocated += allocated
         self.power_w += busy * self.busy_w
 
+    def power_nodes(self, t: float, gpus: int, watts: float) -> None:
+        """From ``t``, ``gpus`` more GPUs are up, drawing ``watts`` more idle (negative: down)."""
+        self.change(t, 0, 0)
+        self.up_gpus += gpus
+        self.power_w += watts
+
     def set_busy_w(self, t: float, busy_w: float) -> None:
         """From ``t`` on, a busy GPU draws ``busy_w`` more than an idle one (a new power cap)."""
         self.change(t, 0, 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ from sim.config.facility import (
 from sim.config.scenario import Scenario
 from sim.errors import Problem
 from sim.inputs import Inputs
+from sim.model.outages import Window
 from sim.record import codes
 
 INF = math.inf
@@ -151,10 +153,85 @@ class SiteTimeline:
     """What IT may draw under the limit (W)."""
     curtailed: np.ndarray
     """Whether a curtailment is active."""
+    outage: np.ndarray
+    """Whether a grid or cooling outage is under way."""
+    backup: np.ndarray
+    """During grid outages, what carries the site: 0 the grid, 1 the UPS, 2 the generator,
+    3 nothing (no power)."""
 
 
-def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
-    """The site's conditions over the scenario's horizon."""
+def _merged(windows: Sequence[Window], kind: str) -> list[tuple[float, float, float]]:
+    """The windows of one kind as (start, end, least capacity left), overlaps merged."""
+    spans = sorted((w.start_s, w.end_s, w.capacity_left) for w in windows if w.kind == kind)
+    merged: list[tuple[float, float, float]] = []
+    for a, b, left in spans:
+        if merged and a <= merged[-1][1]:
+            a0, b0, left0 = merged[-1]
+            merged[-1] = (a0, max(b, b0), min(left, left0))
+        else:
+            merged.append((a, b, left))
+    return merged
+
+
+def _grid_steps(facility: Facility, windows: Sequence[Window], horizon: float) -> tuple[Step, Step]:
+    """During grid outages: the grid limit's replacement, and what carries the site.
+
+    The first is in W (inf where the grid is up); the second is 0 grid, 1 the UPS, 2 the
+    generator, 3 nothing (no power).
+
+    The UPS carries the whole site for its minutes; the generator takes over after its start
+    delay, up to its MW; where neither covers, the site has no power.
+    """
+    backup = facility.backup
+    ups_s = backup.ups_minutes * 60.0 if backup is not None else 0.0
+    gen_w = backup.generator_mw * 1e6 if backup is not None else 0.0
+    gen_start = backup.generator_start_s if backup is not None else 0.0
+    times, limits, states = [0.0], [INF], [0.0]
+    for a, b, _ in _merged(windows, "grid"):
+        pieces: list[tuple[float, float, float]] = []  # (from, limit, state)
+        carried_until = a + ups_s
+        if gen_w > 0:
+            if gen_start <= ups_s:
+                pieces += [(a, INF, 1.0), (a + gen_start, gen_w, 2.0)]
+            else:
+                pieces += [(a, INF, 1.0), (carried_until, 0.0, 3.0), (a + gen_start, gen_w, 2.0)]
+        else:
+            pieces += [(a, INF, 1.0), (carried_until, 0.0, 3.0)]
+        for start, limit, state in pieces:
+            if start < b and (start > a or start == a):
+                if start == times[-1]:
+                    limits[-1], states[-1] = limit, state
+                else:
+                    times.append(start)
+                    limits.append(limit)
+                    states.append(state)
+        times.append(b)
+        limits.append(INF)
+        states.append(0.0)
+    keep = [i for i, t in enumerate(times) if t < horizon or i == 0]
+    t_arr = np.array([times[i] for i in keep])
+    return (t_arr, np.array([limits[i] for i in keep])), (
+        t_arr,
+        np.array([states[i] for i in keep]),
+    )
+
+
+def _cooling_left(windows: Sequence[Window]) -> Step:
+    """The share of cooling capacity left at each time (1 outside cooling outages)."""
+    times, values = [0.0], [1.0]
+    for a, b, left in _merged(windows, "cooling"):
+        if a == times[-1]:
+            values[-1] = left
+        else:
+            times.append(a)
+            values.append(left)
+        times.append(b)
+        values.append(1.0)
+    return np.array(times), np.array(values)
+
+
+def build_timeline(scn: Scenario, inputs: Inputs, windows: Sequence[Window] = ()) -> SiteTimeline:
+    """The site's conditions over the scenario's horizon, with the outages in ``windows``."""
     facility = scn.facility
     horizon = scn.scenario.duration_s
     offset = _seconds_of_day(scn.scenario.start)
@@ -184,13 +261,22 @@ def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
         _constant(other * 1e6) if isinstance(other, float | int) else _series(other, inputs, 1e6)
     )
     curtail_step = _curtailment_windows(facility, horizon)
+    grid_step, backup_step = _grid_steps(facility, windows, horizon)
+    left_step = _cooling_left(windows)
 
-    edges = np.concatenate([s[0] for s in (ambient_step, price_step, other_step, curtail_step)])
+    edges = np.concatenate(
+        [s[0] for s in (ambient_step, price_step, other_step, curtail_step, grid_step, left_step)]
+    )
     times = np.unique(np.concatenate([[0.0], edges[(edges > 0) & (edges < horizon)]]))
     ambient_c = _at(ambient_step, times)
     prices = _at(price_step, times)
     other_w = _at(other_step, times)
     curtail_w = _at(curtail_step, times)
+    backup_state = _at(backup_step, times)
+    outage_grid_w = _at(grid_step, times)
+    cooling_left = _at(left_step, times)
+    dark = backup_state == 3.0
+    other_w = np.where(dark, 0.0, other_w)  # no power: the whole site is dark
     if price is not None and price.curtail_above_usd_per_mwh is not None:
         assert price.curtail_to_mw is not None
         triggered = prices > price.curtail_above_usd_per_mwh
@@ -203,19 +289,30 @@ def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
     else:
         pue = np.interp(ambient_c, cooling.pue.ambient_c, cooling.pue.value)
         cooling_w = np.array([cooling.capacity_w(a) for a in ambient_c])
+    # A cooling outage leaves a share of the rated capacity; with no rated capacity, only a
+    # total loss is meaningful (the checks refuse a partial one).
+    with np.errstate(invalid="ignore"):  # inf × 0 where the capacity is unlimited
+        cooling_w = np.where(
+            cooling_left < 1.0,
+            np.where(cooling_left > 0.0, cooling_w * cooling_left, 0.0),
+            cooling_w,
+        )
 
     grid_w = facility.grid_mw * 1e6 if facility.grid_mw is not None else INF
     candidates = np.stack(
         [
             np.full(len(times), INF),
-            np.full(len(times), grid_w),
+            np.where(backup_state >= 2.0, outage_grid_w, grid_w),
             curtail_w,
             np.where(np.isfinite(cooling_w), cooling_w * pue + other_w, INF),
         ]
     )
     source = np.argmin(candidates, axis=0).astype(np.int64)
     limit_w = candidates[source, np.arange(len(times))]
-    it_budget_w = np.where(np.isfinite(limit_w), (limit_w - other_w) / pue, INF)
+    on_backup = source == codes.LIMIT_GRID
+    source = np.where(on_backup & (backup_state == 2.0), codes.LIMIT_GENERATOR, source)
+    source = np.where(dark, codes.LIMIT_NO_POWER, source)
+    it_budget_w = np.where(np.isfinite(limit_w), np.maximum(limit_w - other_w, 0.0) / pue, INF)
     return SiteTimeline(
         times=times,
         ambient_c=ambient_c,
@@ -228,6 +325,8 @@ def build_timeline(scn: Scenario, inputs: Inputs) -> SiteTimeline:
         source=source,
         it_budget_w=it_budget_w,
         curtailed=np.isfinite(curtail_w),
+        outage=(backup_state != 0.0) | (cooling_left < 1.0),
+        backup=backup_state.astype(np.int64),
     )
 
 
@@ -248,7 +347,8 @@ def floor_problems(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
     """A problem if the limit ever falls below the site's idle draw (which nothing can shed)."""
     floor = idle_floor_w(scn)
     need = floor * timeline.pue + timeline.other_w
-    short = np.flatnonzero(need > timeline.limit_w * (1 + 1e-12))
+    # During outages the site powers nodes off (README, "Outages"); elsewhere that is an error.
+    short = np.flatnonzero((need > timeline.limit_w * (1 + 1e-12)) & ~timeline.outage)
     if not len(short):
         return []
     k = int(short[0])

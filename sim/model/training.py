@@ -13,6 +13,8 @@ completion is a timed callback voided by its token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -29,33 +31,69 @@ if TYPE_CHECKING:
     from sim.record.recorder import Recorder
 
 NAN = float("nan")
+INF = float("inf")
+COMPUTE, CHECKPOINT, RESTART = range(3)
+"""What a running job is doing: computing, writing a checkpoint, reloading after a restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobPolicy:
+    """A training workload's checkpoints and restarts, shared by its jobs."""
+
+    checkpoint_every_s: float = INF
+    """Progress (H100-SXM seconds) between checkpoints."""
+    checkpoint_cost_s: float = 0.0
+    restart_cost_s: float = 0.0
+    max_restarts: int = 1 << 62
+
+    @classmethod
+    def of(cls, wl: TrainingWorkload) -> JobPolicy:
+        """The policy of a workload's keys."""
+        return cls(
+            wl.checkpoint_every_s if wl.checkpoint_every_s is not None else INF,
+            wl.checkpoint_cost_s,
+            wl.restart_cost_s,
+            wl.max_restarts if wl.max_restarts is not None else 1 << 62,
+        )
+
+
+NO_FAULTS = JobPolicy()
 
 
 class Job:
     """One training job and its progress."""
 
     __slots__ = (
+        "checkpoint_s",
+        "ckpt_s",
         "demand",
         "done_s",
         "end_s",
         "gpus",
         "held",
         "id",
+        "lost_s",
         "nodes_used",
         "p_free",
+        "phase",
+        "phase_left",
         "placement",
+        "policy",
         "pool_index",
         "priority",
         "reason",
+        "restart_s",
         "restarts",
         "run_s",
         "segment_start",
+        "since_ckpt_s",
         "speed",
         "start_s",
         "status",
         "submit_s",
         "suspended_s",
         "suspended_since",
+        "target_s",
         "token",
         "work_s",
         "workload",
@@ -70,8 +108,10 @@ class Job:
         priority: int,
         work_s: float,
         submit_s: float,
+        policy: JobPolicy,
     ) -> None:
         self.id = ident
+        self.policy = policy
         self.workload = workload
         self.p_free = p_free  # the clock priority of its completion (FREE, its workload's key)
         self.demand = demand
@@ -94,13 +134,22 @@ class Job:
         self.status = codes.JOB_UNFINISHED
         self.reason: str | None = None
         self.restarts = 0
-        self.token = 0  # bumped when the job is interrupted, voiding its completion event
+        self.token = 0  # bumped when a run segment ends, voiding its scheduled end
+        self.phase = COMPUTE
+        self.phase_left = 0.0  # wall seconds left of a checkpoint or restart
+        self.target_s = 0.0  # progress at which the present compute phase stops
+        self.ckpt_s = 0.0  # progress saved by the last checkpoint
+        self.since_ckpt_s = 0.0  # wall seconds computed since then (lost if it is killed)
+        self.checkpoint_s = 0.0  # wall seconds spent writing checkpoints
+        self.restart_s = 0.0  # wall seconds spent reloading after interruptions
+        self.lost_s = 0.0  # wall seconds of run whose work was lost
 
     def progress_at(self, t: float) -> float:
         """Share of the work done at time ``t`` (0 to 1), counting the current run if any."""
         done = self.done_s
-        if self.placement is not None and self.suspended_since != self.suspended_since:
-            done += (t - self.segment_start) * self.speed
+        running = self.placement is not None and self.suspended_since != self.suspended_since
+        if running and self.phase == COMPUTE:
+            done = min(done + (t - self.segment_start) * self.speed, self.target_s)
         return self.share_done(done)
 
     def share_done(self, done_s: float) -> float:
@@ -131,12 +180,28 @@ class TrainingScheduler:
         self._next_id = 0
         self._decision_due = False
         self._decide_prio = priority(DECIDE)
+        self.before_decide: Callable[[], None] | None = None
+        """Called before jobs are placed: replicas waiting for room go first."""
+        self.interrupted = 0
+        """Interruptions that killed a job (restarts and failures)."""
+        self.lost_gpu_s = 0.0
+        self.checkpoint_gpu_s = 0.0
+        self.restart_gpu_s = 0.0
+        """Busy GPU-seconds lost to interruptions, writing checkpoints, reloading: so far."""
 
     def new_job(
-        self, workload: int, p_free: int, demand: Demand, priority_: int, work_s: float
+        self,
+        workload: int,
+        p_free: int,
+        demand: Demand,
+        priority_: int,
+        work_s: float,
+        policy: JobPolicy = NO_FAULTS,
     ) -> Job:
         """A job submitted now, with the next job id (``p_free``: its completion's priority)."""
-        job = Job(self._next_id, workload, p_free, demand, priority_, work_s, self.clock.now)
+        job = Job(
+            self._next_id, workload, p_free, demand, priority_, work_s, self.clock.now, policy
+        )
         self._next_id += 1
         return job
 
@@ -179,6 +244,8 @@ class TrainingScheduler:
     def _decide(self) -> None:
         """Start jobs from the head of the queue while they fit, in GPUs and in power."""
         self._decision_due = False
+        if self.before_decide is not None:
+            self.before_decide()
         queue, capacity, ledger = self.queue, self.capacity, self.ledger
         while True:
             job = queue.head()
@@ -187,7 +254,7 @@ class TrainingScheduler:
             if ledger.tight and not ledger.job_may_fit(job):
                 self._held(job)
                 return
-            placement = capacity.place(job.demand)
+            placement = capacity.place(job.demand, job)
             if placement is None:
                 return
             if ledger.tight and not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
@@ -220,19 +287,61 @@ class TrainingScheduler:
         self._run_from(job, now)
 
     def _run_from(self, job: Job, now: float) -> None:
-        """Start a run segment at ``now`` at the pool's present speed; schedule the end."""
+        """Start a run segment at ``now`` at the pool's present speed; schedule its end.
+
+        A segment ends at the next change of phase: a checkpoint due, a checkpoint or restart
+        written, the job's end.
+        """
         assert job.placement is not None
         job.segment_start = now
         job.speed = self.ledger.speed_training[job.placement.pool.index]
-        remaining = max(job.work_s - job.done_s, 0.0) / job.speed
-        self.clock.call_at(now + remaining, job.p_free, partial(self._complete, job, job.token))
+        if job.phase == COMPUTE:
+            job.target_s = min(job.work_s, job.ckpt_s + job.policy.checkpoint_every_s)
+            ends = now + max(job.target_s - job.done_s, 0.0) / job.speed
+        else:
+            ends = now + job.phase_left
+        self.clock.call_at(ends, job.p_free, partial(self._phase_end, job, job.token))
 
     def _end_segment(self, job: Job, now: float) -> None:
-        """Count the work of the current run segment and void its scheduled end."""
-        job.done_s = min(job.done_s + (now - job.segment_start) * job.speed, job.work_s)
-        job.run_s += now - job.segment_start
+        """Count the time and work of the current run segment and void its scheduled end."""
+        dt = now - job.segment_start
+        if job.phase == COMPUTE:
+            job.done_s = min(job.done_s + dt * job.speed, job.target_s)
+            job.since_ckpt_s += dt
+        elif job.phase == CHECKPOINT:
+            job.phase_left = max(job.phase_left - dt, 0.0)
+            job.checkpoint_s += dt
+            self.checkpoint_gpu_s += dt * job.gpus
+        else:
+            job.phase_left = max(job.phase_left - dt, 0.0)
+            job.restart_s += dt
+            self.restart_gpu_s += dt * job.gpus
+        job.run_s += dt
         job.segment_start = now
         job.token += 1
+
+    def _phase_end(self, job: Job, token: int) -> None:
+        """A run segment reached its scheduled end: the next phase, or the job's completion."""
+        if token != job.token:
+            return  # the segment ended earlier (a new cap, a suspension, an interruption)
+        now = self.clock.now
+        self._end_segment(job, now)
+        if job.phase == COMPUTE:
+            job.done_s = job.target_s
+            if job.done_s >= job.work_s:
+                self._complete(job)
+                return
+            job.phase = CHECKPOINT
+            job.phase_left = job.policy.checkpoint_cost_s
+        else:
+            job.phase_left = 0.0
+        if job.phase == CHECKPOINT and job.phase_left <= 0.0:
+            job.ckpt_s = job.done_s
+            job.since_ckpt_s = 0.0
+            job.phase = COMPUTE
+        elif job.phase == RESTART and job.phase_left <= 0.0:
+            job.phase = COMPUTE
+        self._run_from(job, now)
 
     def set_speeds(self, t: float, speed_by_pool: list[float]) -> None:
         """New power caps from ``t``: running jobs go on from their remaining work."""
@@ -242,16 +351,63 @@ class TrainingScheduler:
                 self._end_segment(job, t)
                 self._run_from(job, t)
 
-    def suspend(self, job: Job, t: float, reason: str) -> None:
-        """Suspend a running job for power: it keeps its GPUs and its progress."""
-        assert job.placement is not None
-        self._end_segment(job, t)
-        pool = job.placement.pool.index
-        self.ledger.job_busy(t, job, pool, -job.gpus, 0)
-        del self.running[job.id]
-        self.suspended[job.id] = job
-        job.suspended_since = t
-        self.recorder.event(t, codes.JOB_SUSPENDED, job.workload, pool, job.id, job.gpus, reason)
+    def interrupt(self, job: Job, t: float, cause: str, keep: bool) -> None:
+        """Stop a running or suspended job at ``t``: the one path of every interruption.
+
+        ``keep``: suspend it (a power shed: it keeps its GPUs, its progress and its memory, and
+        resumes where it stopped). Otherwise it is killed (a failure, an outage, maintenance):
+        its GPUs are given back, it loses the work since its last checkpoint, and it waits in
+        the queue again, to pay ``restart_cost`` when it starts; past ``max_restarts`` it ends
+        ``failed``.
+        """
+        placement = job.placement
+        assert placement is not None
+        pool = placement.pool.index
+        running = job.id in self.running
+        if running:
+            self._end_segment(job, t)
+        if keep:
+            assert running
+            self.ledger.job_busy(t, job, pool, -job.gpus, 0)
+            del self.running[job.id]
+            self.suspended[job.id] = job
+            job.suspended_since = t
+            self.recorder.event(t, codes.JOB_SUSPENDED, job.workload, pool, job.id, job.gpus, cause)
+            return
+        ledger = self.ledger
+        if running:
+            ledger.job_busy(t, job, pool, -job.gpus, -job.gpus)
+            del self.running[job.id]
+        else:
+            del self.suspended[job.id]
+            job.suspended_s += t - job.suspended_since
+            job.suspended_since = NAN
+            ledger.forget_job(job)
+            ledger.job_busy(t, job, pool, 0, -job.gpus)
+        self.capacity.release(placement)
+        job.placement = None
+        job.lost_s += job.since_ckpt_s
+        self.lost_gpu_s += job.since_ckpt_s * job.gpus
+        job.since_ckpt_s = 0.0
+        job.done_s = job.ckpt_s
+        self.interrupted += 1
+        self.recorder.event(t, codes.JOB_INTERRUPTED, job.workload, pool, job.id, job.gpus, cause)
+        if job.restarts >= job.policy.max_restarts:
+            job.end_s = t
+            job.status = codes.JOB_FAILED
+            job.reason = f"interrupted {job.restarts + 1} times ({cause} last)"
+            self._record(job)
+        else:
+            job.restarts += 1
+            cost = job.policy.restart_cost_s
+            job.phase = RESTART if cost > 0 else COMPUTE
+            job.phase_left = cost
+            self.queue.requeue(job)
+        if running and ledger.tight:
+            ledger.release(ledger.job_need_w(job, pool))
+        if not self._decision_due:  # never at once: the interrupter may not be done
+            self._decision_due = True
+            self.clock.call_at(self.clock.now, self._decide_prio, self._decide)
 
     def resume(self, job: Job, t: float) -> None:
         """Resume a suspended job where it stopped."""
@@ -265,9 +421,7 @@ class TrainingScheduler:
         self.recorder.event(t, codes.JOB_RESUMED, job.workload, pool, job.id, job.gpus)
         self._run_from(job, t)
 
-    def _complete(self, job: Job, token: int) -> None:
-        if token != job.token:
-            return  # the job was interrupted after this completion was scheduled
+    def _complete(self, job: Job) -> None:
         now = self.clock.now
         placement = job.placement
         assert placement is not None
@@ -279,7 +433,7 @@ class TrainingScheduler:
             now, codes.JOB_COMPLETED_EVENT, job.workload, placement.pool.index, job.id, job.gpus
         )
         self._record(job)
-        if self.queue:
+        if self.queue or self.before_decide is not None:
             self._decide_later()
 
     def _stop(self, job: Job, placement: Placement, now: float) -> None:
@@ -288,7 +442,6 @@ class TrainingScheduler:
         pool = placement.pool.index
         ledger = self.ledger
         ledger.job_busy(now, job, pool, -job.gpus, -job.gpus)
-        job.run_s += now - job.segment_start
         job.placement = None
         del self.running[job.id]
         if ledger.tight:
@@ -297,8 +450,7 @@ class TrainingScheduler:
     def finish(self, horizon_s: float) -> None:
         """At the horizon: running, suspended and queued jobs end ``unfinished``; record them."""
         for job in list(self.running.values()):
-            job.done_s = job.progress_at(horizon_s) * job.work_s
-            job.run_s += horizon_s - job.segment_start
+            self._end_segment(job, horizon_s)
             job.status = codes.JOB_UNFINISHED
             self._record(job)
         for job in list(self.suspended.values()):
@@ -322,6 +474,9 @@ class TrainingScheduler:
             job.status,
             job.restarts,
             job.suspended_s,
+            job.lost_s * job.gpus,
+            job.checkpoint_s * job.gpus,
+            job.restart_s * job.gpus,
             job.pool_index,
             job.nodes_used,
             job.reason,
@@ -352,6 +507,7 @@ class JobSource:
         self.scheduler = scheduler
         self.index = index
         self.priority = workload.priority
+        self.policy = JobPolicy.of(workload)
         self.demand = demand
         self.stream = stream
         self.work = work
@@ -381,5 +537,7 @@ class JobSource:
         self._schedule_next()  # first, so a next arrival at this instant is on the queue
         scheduler = self.scheduler
         scheduler.submit(
-            scheduler.new_job(self.index, self.p_free, self.demand, self.priority, work_s)
+            scheduler.new_job(
+                self.index, self.p_free, self.demand, self.priority, work_s, self.policy
+            )
         )

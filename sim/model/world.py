@@ -18,7 +18,9 @@ from sim.model.arrivals import make_stream
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.ledger import PowerLedger
-from sim.model.placement import build_pools, place_replicas
+from sim.model.nodes import NodeBoard
+from sim.model.outages import draw_windows
+from sim.model.placement import build_pools, place_replicas, replica_demand
 from sim.model.policies import POWER_POLICIES, QUEUE_POLICIES
 from sim.model.pools import Capacity, Placement
 from sim.model.power import PoolMeter
@@ -67,7 +69,10 @@ class World:
         self.meters = [
             PoolMeter(cfg, state.gpu) for cfg, state in zip(scn.pools, self.pools, strict=True)
         ]
-        self.timeline = timeline if timeline is not None else build_timeline(scn, inputs)
+        self.windows = draw_windows(scn, self.streams, inputs)
+        self.timeline = (
+            timeline if timeline is not None else build_timeline(scn, inputs, self.windows)
+        )
         self.ledger = PowerLedger(
             self.clock,
             scn,
@@ -91,6 +96,11 @@ class World:
         # In the order of the workloads' names, so that nothing (not the order of the events
         # of the placements, not the order of floating-point sums) follows the file's order.
         by_name = sorted(range(len(scn.workloads)), key=lambda i: self.keys[i])
+        self.demands = {
+            i: replica_demand(wl, self.capacity)
+            for i, wl in enumerate(scn.workloads)
+            if isinstance(wl, InferenceWorkload)
+        }
         workloads = [(i, scn.workloads[i]) for i in by_name]
         self.engines = [
             self._engine(index, wl, replicas[index])
@@ -104,6 +114,26 @@ class World:
             if isinstance(wl, TrainingWorkload)
         ]
         self.ledger.attach(self.engines, self.hub, self.scheduler)
+        self.board = NodeBoard(
+            self.clock,
+            scn,
+            self.pools,
+            self.meters,
+            self.capacity,
+            recorder,
+            self.streams,
+            inputs,
+            self.windows,
+        )
+        if scn.outages or scn.maintenance or any(p.fails for p in scn.pools):
+            self.ledger.board = self.board
+            self.board.attach(
+                self.ledger,
+                self.scheduler,
+                self.hub,
+                self.engines,
+                {e.index: self.demands[e.index] for e in self.engines},
+            )
 
     def _engine(
         self, index: int, wl: InferenceWorkload, placements: list[Placement]
@@ -131,6 +161,7 @@ class World:
                 wl.service, self.streams.stream("workload", wl.name, "service"), self.inputs
             ),
             self.recorder,
+            pools=[p.index for p in self.demands[index].pools],
         )
         for slot, pool in enumerate(engine.pools):
             self.meters[pool].add_source(engine, slot)
@@ -246,6 +277,10 @@ class World:
             sum(e.in_service for e in self.engines),
             self.scheduler.queued,
             len(self.scheduler.running),
+            self.board.nodes_down,
+            (self.scheduler.lost_gpu_s + sum(e.lost_gpu_s for e in self.engines)) / 3600.0,
+            self.scheduler.checkpoint_gpu_s / 3600.0,
+            self.scheduler.restart_gpu_s / 3600.0,
         )
         self.recorder.sample(t, site, pool_rows)
 
@@ -304,6 +339,7 @@ class World:
         self.clock.run_until(self.horizon)
         self.hub.finish()
         self.scheduler.finish(self.horizon)
+        self.board.finish(self.horizon)
         self.sample(self.horizon)
         self.ledger.finish(self.horizon)
         if self.engines:

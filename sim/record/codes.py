@@ -6,15 +6,16 @@ the code: ``REQUEST_STATUS[OK] == "ok"``.
 
 from __future__ import annotations
 
-REQUEST_STATUS: tuple[str, ...] = ("ok", "rejected", "unfinished")
+REQUEST_STATUS: tuple[str, ...] = ("ok", "rejected", "unfinished", "failed", "timeout")
 """Terminal statuses of a request: served; turned away by a full queue; still waiting or in
-service at the end of the horizon."""
-OK, REJECTED, UNFINISHED = range(3)
+service at the end of the horizon; lost with its replica more than ``retries`` times; waited
+longer than ``timeout``."""
+OK, REJECTED, UNFINISHED, FAILED, TIMEOUT = range(5)
 
-JOB_STATUS: tuple[str, ...] = ("completed", "rejected", "unfinished")
+JOB_STATUS: tuple[str, ...] = ("completed", "rejected", "unfinished", "failed")
 """Terminal statuses of a training job: ran to the end; can never fit; still queued or running
-at the end of the horizon."""
-JOB_COMPLETED, JOB_REJECTED, JOB_UNFINISHED = range(3)
+at the end of the horizon; interrupted more than ``max_restarts`` times."""
+JOB_COMPLETED, JOB_REJECTED, JOB_UNFINISHED, JOB_FAILED = range(4)
 
 EVENTS: tuple[str, ...] = (
     "run_started",
@@ -33,6 +34,13 @@ EVENTS: tuple[str, ...] = (
     "job_resumed",
     "replica_suspended",
     "replica_resumed",
+    "job_interrupted",
+    "replica_down",
+    "replica_up",
+    "node_down",
+    "node_up",
+    "outage_started",
+    "outage_ended",
 )
 """Kinds of rows in ``events.parquet``."""
 (
@@ -52,8 +60,36 @@ EVENTS: tuple[str, ...] = (
     JOB_RESUMED,
     REPLICA_SUSPENDED,
     REPLICA_RESUMED,
+    JOB_INTERRUPTED,
+    REPLICA_DOWN,
+    REPLICA_UP,
+    NODE_DOWN,
+    NODE_UP,
+    OUTAGE_STARTED,
+    OUTAGE_ENDED,
 ) = range(len(EVENTS))
 
-LIMIT_SOURCES: tuple[str, ...] = ("none", "grid", "curtailment", "cooling")
-"""What binds the facility's power: nothing, the grid connection, a curtailment, the cooling."""
-LIMIT_NONE, LIMIT_GRID, LIMIT_CURTAILMENT, LIMIT_COOLING = range(4)
+NODE_STATES: tuple[str, ...] = ("up", "failed", "maintenance", "no_power", "draining")
+"""States of a node in ``nodes.parquet``: serving; failed (a node failure or an outage of its
+pool); down for planned maintenance; powered off for want of power or cooling; up but taking
+no new work before maintenance."""
+NODE_UP_STATE, NODE_FAILED, NODE_MAINTENANCE, NODE_NO_POWER, NODE_DRAINING = range(5)
+
+LIMIT_SOURCES: tuple[str, ...] = (
+    "none",
+    "grid",
+    "curtailment",
+    "cooling",
+    "generator",
+    "no_power",
+)
+"""What binds the facility's power: nothing, the grid connection, a curtailment, the cooling,
+the generator during a grid outage, nothing at all (a grid outage with no backup left)."""
+(
+    LIMIT_NONE,
+    LIMIT_GRID,
+    LIMIT_CURTAILMENT,
+    LIMIT_COOLING,
+    LIMIT_GENERATOR,
+    LIMIT_NO_POWER,
+) = range(len(LIMIT_SOURCES))

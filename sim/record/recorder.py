@@ -149,6 +149,8 @@ class RequestTally:
     served: int = 0
     rejected: int = 0
     unfinished: int = 0
+    failed: int = 0
+    timed_out: int = 0
     recorded: int = 0
     sla_decided: int = 0
     sla_met: int = 0
@@ -169,6 +171,9 @@ class JobTally:
     completed: int = 0
     rejected: int = 0
     unfinished: int = 0
+    failed: int = 0
+    lost_gpu_s: float = 0.0
+    restarts: int = 0
     wait_sum: float = 0.0
     gpu_s: float = 0.0
     wait_hist: np.ndarray = field(default_factory=histogram.empty)
@@ -248,6 +253,10 @@ class Recorder:
         )
         self.billing_rows = ColumnTable("billing", self.sinks["billing"], names, self._batch)
         self.limit_rows = ColumnTable("limits", self.sinks["limits"], names, self._batch)
+        self.node_rows = ColumnTable(
+            "nodes", self.sinks["nodes"], {**names, "state": codes.NODE_STATES}, self._batch
+        )
+        self.outage_rows = ColumnTable("outages", self.sinks["outages"], names, self._batch)
         self.energy = [(0.0, math.nan)] * len(self.workloads)
         """Per workload: (IT energy kWh, cost USD) after the warm-up."""
         self._event_columns = self.events.appenders()
@@ -298,6 +307,7 @@ class Recorder:
         replica: np.ndarray,
         pool: np.ndarray,
         status: np.ndarray,
+        attempts: np.ndarray | None = None,
         complete_before: float = INF,
     ) -> None:
         """Record a block of finished requests of one workload, in arrival order.
@@ -307,28 +317,39 @@ class Recorder:
         of the workload arriving before ``complete_before`` has now been recorded.
         """
         self.requests_seen += len(arrival)
+        if attempts is None:
+            attempts = np.ones(len(arrival), dtype=np.int64)
         wait = start - arrival
-        latency = end - arrival
-        sla = self.sla_s[workload]
         ok = status == codes.OK
+        latency = np.where(ok, end - arrival, np.nan)
+        service = np.where(ok, end - start, np.nan)
+        sla = self.sla_s[workload]
         rejected = status == codes.REJECTED
         unfinished = status == codes.UNFINISHED
+        lost = (status == codes.FAILED) | (status == codes.TIMEOUT)
         if sla is None:
             met = decided = None
         else:
             with np.errstate(invalid="ignore"):
                 met = latency <= sla
             decided = ~(unfinished & (self.horizon_s - arrival <= sla))
-        self._tally(workload, arrival, wait, latency, ok, rejected, unfinished, met, decided)
-        self._interval_blocks(workload, arrival, end, latency, ok, rejected, met, complete_before)
+        self._tally(workload, arrival, wait, latency, status, met, decided)
+        self._interval_blocks(
+            workload, arrival, end, latency, ok, rejected | lost, met, complete_before
+        )
         rows = self._rows_to_record(workload, len(arrival))
         if rows is None:
             return
         if rows is not True:
-            ident, arrival, start, end, wait, latency = (
-                a[rows] for a in (ident, arrival, start, end, wait, latency)
+            ident, arrival, start, end, wait, latency, service = (
+                a[rows] for a in (ident, arrival, start, end, wait, latency, service)
             )
-            replica, pool, status = replica[rows], pool[rows], status[rows]
+            replica, pool, status, attempts = (
+                replica[rows],
+                pool[rows],
+                status[rows],
+                attempts[rows],
+            )
             if met is not None and decided is not None:
                 met, decided = met[rows], decided[rows]
         n = len(arrival)
@@ -345,8 +366,9 @@ class Recorder:
             "end_s": _float_array(end),
             "wait_s": _float_array(wait),
             "latency_s": _float_array(latency),
-            "service_s": _float_array(end - start),
+            "service_s": _float_array(service),
             "status": _dict_array(status, codes.REQUEST_STATUS),
+            "attempts": _int_array(attempts, pa.int32()),
             "sla_met": sla_met,
             "replica": _int_array(replica, pa.int32()),
             "pool": _dict_array(pool, self.pools),
@@ -372,19 +394,20 @@ class Recorder:
         arrival: np.ndarray,
         wait: np.ndarray,
         latency: np.ndarray,
-        ok: np.ndarray,
-        rejected: np.ndarray,
-        unfinished: np.ndarray,
+        status: np.ndarray,
         met: np.ndarray | None,
         decided: np.ndarray | None,
     ) -> None:
         tally = self.request_tally[workload]
         counted = arrival >= self.warmup_s
         tally.total += int(counted.sum())
-        served = ok & counted
-        tally.served += int(served.sum())
-        tally.rejected += int((rejected & counted).sum())
-        tally.unfinished += int((unfinished & counted).sum())
+        by_status = np.bincount(status[counted], minlength=len(codes.REQUEST_STATUS))
+        tally.served += int(by_status[codes.OK])
+        tally.rejected += int(by_status[codes.REJECTED])
+        tally.unfinished += int(by_status[codes.UNFINISHED])
+        tally.failed += int(by_status[codes.FAILED])
+        tally.timed_out += int(by_status[codes.TIMEOUT])
+        served = (status == codes.OK) & counted
         if met is not None and decided is not None:
             tally.sla_decided += int((decided & counted).sum())
             tally.sla_met += int((met & decided & counted).sum())
@@ -422,9 +445,10 @@ class Recorder:
         met: np.ndarray | None,
         complete_before: float,
     ) -> None:
+        """``rejected``: requests that ended unserved (rejected at arrival, failed, timed out)."""
         state = self.intervals[workload]
         assert state is not None
-        ended_at = np.where(ok, end, arrival)[ok | rejected]
+        ended_at = np.where(np.isnan(end), arrival, end)[ok | rejected]
         ended = self._interval_of(ended_at)
         state.ended.append(ended)
         served_j = self._interval_of(end[ok])
@@ -550,6 +574,9 @@ class Recorder:
         status: int,
         restarts: int,
         suspended_s: float,
+        lost_gpu_s: float,
+        checkpoint_gpu_s: float,
+        restart_gpu_s: float,
         pool: int,
         nodes: int,
         reason: str | None,
@@ -569,9 +596,12 @@ class Recorder:
         a[10](status)
         a[11](restarts)
         a[12](suspended_s)
-        a[13](pool)
-        a[14](nodes)
-        a[15](reason)
+        a[13](lost_gpu_s)
+        a[14](checkpoint_gpu_s)
+        a[15](restart_gpu_s)
+        a[16](pool)
+        a[17](nodes)
+        a[18](reason)
         jobs = self.jobs
         jobs.rows += 1
         if jobs.rows >= BATCH_ROWS:
@@ -584,8 +614,12 @@ class Recorder:
             tally.completed += 1
         elif status == codes.JOB_REJECTED:
             tally.rejected += 1
+        elif status == codes.JOB_FAILED:
+            tally.failed += 1
         else:
             tally.unfinished += 1
+        tally.lost_gpu_s += lost_gpu_s
+        tally.restarts += restarts
         if start_s == start_s:  # started (not NaN)
             wait = start_s - submit_s
             tally.started += 1
@@ -628,6 +662,28 @@ class Recorder:
     def limit_stats(self, source: int, *values: float) -> None:
         """Record what one limit source (a ``codes.LIMIT_SOURCES`` code) held back."""
         self.limit_rows.append((source, *values))
+
+    def node_interval(
+        self, pool: int, node: int, state: int, start_s: float, end_s: float, cause: str | None
+    ) -> None:
+        """Record one interval of a node in one state (``codes.NODE_STATES``; end NaN: open)."""
+        self.node_rows.append((pool, node, state, start_s, end_s, cause))
+
+    def outage(
+        self,
+        cause: str,
+        target: str,
+        start_s: float,
+        end_s: float,
+        pool: int,
+        gpus_hit: int,
+        jobs_hit: int,
+        replicas_hit: int,
+    ) -> None:
+        """Record one outage or maintenance window (end NaN: it lasts to the horizon)."""
+        self.outage_rows.append(
+            (cause, target, start_s, end_s, pool, gpus_hit, jobs_hit, replicas_hit)
+        )
 
     def workload_energy(self, workload: int, it_kwh: float, cost_usd: float) -> None:
         """Record a workload's attributable energy and cost after the warm-up."""
@@ -685,6 +741,8 @@ class Recorder:
                     r.served,
                     r.rejected,
                     r.unfinished,
+                    r.failed,
+                    r.timed_out,
                     r.recorded,
                     r.sla_decided,
                     r.sla_met,
@@ -698,6 +756,9 @@ class Recorder:
                     j.completed,
                     j.rejected,
                     j.unfinished,
+                    j.failed,
+                    j.lost_gpu_s,
+                    j.restarts,
                     j.wait_sum,
                     j.gpu_s,
                     *self.energy[w],
@@ -728,6 +789,8 @@ class Recorder:
             self.workload_series,
             self.billing_rows,
             self.limit_rows,
+            self.node_rows,
+            self.outage_rows,
         ):
             table.flush()
         self._aggregate_tables()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped when a column is renamed or removed, or its meaning changes."""
 
 DICT = pa.dictionary(pa.int32(), pa.string())
@@ -65,16 +65,30 @@ REQUESTS = (
     Column("workload", DICT, "", "inference workload"),
     Column("arrival_s", pa.float64(), "s", "arrival time", "arrival_ts"),
     Column("start_s", pa.float64(), "s", "start of service; null if never started", "start_ts"),
-    Column("end_s", pa.float64(), "s", "end of service; null if not served", "end_ts"),
+    Column(
+        "end_s",
+        pa.float64(),
+        "s",
+        "end of service, or when it failed or timed out; null if rejected or unfinished",
+        "end_ts",
+    ),
     Column("wait_s", pa.float64(), "s", "start_s - arrival_s; null if never started"),
     Column("latency_s", pa.float64(), "s", "end_s - arrival_s; null if not served"),
     Column("service_s", pa.float64(), "s", "end_s - start_s; null if not served"),
-    Column("status", DICT, "", "ok, rejected (queue full) or unfinished (at the horizon)"),
+    Column(
+        "status",
+        DICT,
+        "",
+        "ok, rejected (queue full), unfinished (at the horizon), failed (lost with its replica "
+        "more than retries times) or timeout (waited longer than the workload's timeout)",
+    ),
+    Column("attempts", pa.int32(), "", "times it was queued: 1, plus one per retry"),
     Column(
         "sla_met",
         pa.bool_(),
         "",
-        "served within the SLA latency; false if late, rejected, or unfinished past the SLA; "
+        "served within the SLA latency; false if late, rejected, failed, timed out, or "
+        "unfinished past the SLA; "
         "null if the workload has no SLA or the request was unfinished but could still have met it",
     ),
     Column("replica", pa.int32(), "", "replica number within the workload; null if never started"),
@@ -89,19 +103,37 @@ JOBS = (
     Column("priority", pa.int32(), "", "the workload's priority", signed=True),
     Column("submit_s", pa.float64(), "s", "submission time", "submit_ts"),
     Column("start_s", pa.float64(), "s", "start time; null if never started", "start_ts"),
-    Column("end_s", pa.float64(), "s", "completion time; null if not completed", "end_ts"),
+    Column("end_s", pa.float64(), "s", "completion (or failure) time; null otherwise", "end_ts"),
     Column("wait_s", pa.float64(), "s", "start_s - submit_s; null if never started", derived=True),
-    Column("run_s", pa.float64(), "s", "time spent running (to the horizon if unfinished)"),
+    Column(
+        "run_s",
+        pa.float64(),
+        "s",
+        "time its GPUs were busy: computing, checkpointing, reloading (to the horizon if "
+        "unfinished)",
+    ),
     Column("work_s", pa.float64(), "s", "the job's run time on H100-SXM (its drawn duration)"),
     Column("progress", pa.float64(), "", "share of the work done, 0 to 1"),
     Column(
-        "status", DICT, "", "completed, rejected (can never fit) or unfinished (at the horizon)"
+        "status",
+        DICT,
+        "",
+        "completed, rejected (can never fit), unfinished (at the horizon) or failed "
+        "(interrupted more than max_restarts times)",
     ),
-    Column("restarts", pa.int32(), "", "times the job was restarted"),
+    Column("restarts", pa.int32(), "", "times it was interrupted and queued again"),
     Column("suspended_s", pa.float64(), "s", "time spent suspended by the power ladder"),
+    Column(
+        "lost_gpu_s",
+        pa.float64(),
+        "GPU·s",
+        "busy GPU time whose work was lost to interruptions (since the last checkpoint)",
+    ),
+    Column("checkpoint_gpu_s", pa.float64(), "GPU·s", "busy GPU time writing checkpoints"),
+    Column("restart_gpu_s", pa.float64(), "GPU·s", "busy GPU time reloading after restarts"),
     Column("pool", DICT, "", "pool it ran on; null if never started"),
     Column("nodes", pa.int32(), "", "nodes its GPUs spanned; null if never started"),
-    Column("reason", pa.string(), "", "why it was rejected; null otherwise"),
+    Column("reason", pa.string(), "", "why it was rejected or failed; null otherwise"),
     Column(
         "after_warmup",
         pa.bool_(),
@@ -113,7 +145,12 @@ JOBS = (
 
 _GPU_COUNTS = (
     Column("gpus_total", pa.int32(), "GPU", "GPUs installed"),
-    Column("gpus_up", pa.int32(), "GPU", "GPUs in service (not failed or in maintenance)"),
+    Column(
+        "gpus_up",
+        pa.int32(),
+        "GPU",
+        "GPUs of nodes that are up (not failed, in maintenance or powered off)",
+    ),
     Column("gpus_allocated", pa.int32(), "GPU", "GPUs held by replicas and jobs"),
     Column("gpus_busy", pa.int32(), "GPU", "GPUs computing: serving a request or running a job"),
 )
@@ -137,7 +174,12 @@ TIMESERIES = (
         "kW",
         "the binding limit on facility power (least of grid, curtailment, cooling); null if none",
     ),
-    Column("limit_source", DICT, "", "which limit binds: none, grid, curtailment or cooling"),
+    Column(
+        "limit_source",
+        DICT,
+        "",
+        "which limit binds: none, grid, curtailment, cooling, generator or no_power",
+    ),
     Column(
         "headroom_min_kw",
         pa.float64(),
@@ -193,6 +235,26 @@ TIMESERIES = (
     Column("requests_in_service", pa.int64(), "", "requests being served"),
     Column("jobs_queued", pa.int64(), "", "training jobs waiting to start"),
     Column("jobs_running", pa.int64(), "", "training jobs running"),
+    Column("nodes_down", pa.int32(), "", "nodes failed, in maintenance or powered off"),
+    Column(
+        "lost_gpu_hours",
+        pa.float64(),
+        "GPU·h",
+        "busy GPU-hours whose work interruptions threw away (training since the last "
+        "checkpoint, requests in service), since the start",
+    ),
+    Column(
+        "checkpoint_gpu_hours",
+        pa.float64(),
+        "GPU·h",
+        "busy GPU-hours writing checkpoints since the start (counted as each ends)",
+    ),
+    Column(
+        "restart_gpu_hours",
+        pa.float64(),
+        "GPU·h",
+        "busy GPU-hours reloading after restarts since the start (counted as each ends)",
+    ),
 )
 
 POOL_TIMESERIES = (
@@ -231,6 +293,8 @@ WORKLOAD_STATS = (
     Column("requests_served", pa.int64(), "", "of which served (status ok)"),
     Column("requests_rejected", pa.int64(), "", "of which rejected"),
     Column("requests_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
+    Column("requests_failed", pa.int64(), "", "of which failed (lost with their replica)"),
+    Column("requests_timed_out", pa.int64(), "", "of which timed out waiting"),
     Column(
         "requests_recorded",
         pa.int64(),
@@ -249,6 +313,9 @@ WORKLOAD_STATS = (
     Column("jobs_completed", pa.int64(), "", "of which completed"),
     Column("jobs_rejected", pa.int64(), "", "of which rejected"),
     Column("jobs_unfinished", pa.int64(), "", "of which unfinished at the horizon"),
+    Column("jobs_failed", pa.int64(), "", "of which failed (past max_restarts)"),
+    Column("job_lost_gpu_s", pa.float64(), "GPU·s", "sum of their lost_gpu_s"),
+    Column("job_restarts", pa.int64(), "", "sum of their restarts"),
     Column("job_wait_sum_s", pa.float64(), "s", "sum of the started jobs' waits"),
     Column("job_gpu_s", pa.float64(), "GPU·s", "sum of run_s × gpus"),
     Column(
@@ -288,7 +355,12 @@ BILLING = (
 )
 
 LIMITS = (
-    Column("source", DICT, "", "the limit: grid, curtailment or cooling"),
+    Column(
+        "source",
+        DICT,
+        "",
+        "the limit: grid, curtailment, cooling, generator (grid outage) or no_power",
+    ),
     Column("binding_hours", pa.float64(), "h", "hours it was the binding limit (after warm-up)"),
     Column(
         "shedding_hours",
@@ -322,6 +394,44 @@ HISTOGRAMS = (
     Column("count", pa.int64(), "", "values in the bucket (after the warm-up)"),
 )
 
+NODES = (
+    Column("pool", DICT, "", "the node's pool"),
+    Column("node", pa.int32(), "", "node number within the pool"),
+    Column("state", DICT, "", "up, failed, maintenance, no_power or draining (before maintenance)"),
+    Column("start_s", pa.float64(), "s", "start of the interval", "start_ts"),
+    Column(
+        "end_s",
+        pa.float64(),
+        "s",
+        "end of the interval; null if it lasts to the horizon",
+        "end_ts",
+    ),
+    Column(
+        "cause",
+        pa.string(),
+        "",
+        "failure, the outages.N or maintenance.N entry (with its target), or the limit that "
+        "powered it off; null when up",
+    ),
+)
+
+OUTAGES = (
+    Column("cause", pa.string(), "", "the scenario entry: outages.N or maintenance.N"),
+    Column("target", pa.string(), "", "grid, cooling, pool:<name> or nodes:<pool>:<count>"),
+    Column("start_s", pa.float64(), "s", "start", "start_ts"),
+    Column(
+        "end_s",
+        pa.float64(),
+        "s",
+        "end (maintenance: the last node back up); null if it lasts to the horizon",
+        "end_ts",
+    ),
+    Column("pool", DICT, "", "the pool of a node target; null for grid and cooling"),
+    Column("gpus_hit", pa.int64(), "GPU", "GPUs it took down (or powered off)"),
+    Column("jobs_hit", pa.int64(), "", "training jobs it interrupted"),
+    Column("replicas_hit", pa.int64(), "", "inference replicas it took down"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "events": EVENTS,
     "requests": REQUESTS,
@@ -333,6 +443,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "histograms": HISTOGRAMS,
     "billing": BILLING,
     "limits": LIMITS,
+    "nodes": NODES,
+    "outages": OUTAGES,
 }
 """Every Parquet file of a run directory (``<name>.parquet``) and its columns."""
 
