@@ -39,12 +39,23 @@ h. a site-year: ``benchmarks/year_site.toml``, 2,000 nodes (1,200 of 8 H100, 800
    price or curtailment: ``sim.model.site.build_timeline``), one per demand interval closed
    and one per site sample (``timeseries.parquet`` rows). Events per second divide them by the
    whole process's wall time. With ``--quick`` it runs January to March only (91.25 days), when
-   the cooling never binds.
+   the cooling never binds;
+i. the site-year with failures: ``benchmarks/year_site_failures.toml``, the same site, year and
+   work with node failures and repairs in both halls (mtbf 6,300 h and 4,500 h), checkpoints
+   and restarts of every training workload, a UPS and an 8 MW generator through a 4-hour grid
+   outage, a 2-hour cooling trip and monthly maintenance of 80 rigs: wall time, CPU, peak
+   memory, simulated events and events per second, counted as the site-year's plus one per
+   row of ``nodes.parquet`` (each interval of a node in one state) and of ``outages.parquet``
+   (each outage or maintenance window), beside the reliability figures of its summary
+   (availability, node failures, lost GPU-hours, goodput, failed jobs) and, when both run,
+   its ratios to the site-year measured in the same run. Checkpoints written are reported,
+   not counted as events. It reads the site-year's price file; ``--skip-year`` skips it too
+   and ``--quick`` shortens it the same way.
 
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
 ``--only KEY,...`` measures only those runs (keys: startup, mmc, ciw, two_1m, two_10m,
 train_2000, train_200, default, services_16, replicas_2048, beside, beside_alone, site_day,
-year_site) and reports only the figures they give. Everything is written to
+year_site, year_failures) and reports only the figures they give. Everything is written to
 ``benchmarks/.work/results.json`` (with ``--only``, to ``results-<keys>.json`` beside it).
 
 Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick] [--skip-site]
@@ -83,6 +94,7 @@ DEFAULT = ROOT / "scenarios" / "default.toml"
 SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
 YEAR = HERE / "year_site.toml"
+YEAR_FAILURES = HERE / "year_site_failures.toml"  # the same site-year with failures and outages
 ERCOT = ROOT / "scenarios" / "data" / "ercot_hb_south_2024_15min_prices.parquet"
 YEAR_DATA = ROOT / "outputs" / "bench-year-site"  # generated data: outputs/ is not in git
 YEAR_PRICES = YEAR_DATA / "ercot_hb_south_2023_365d_15min_prices.parquet"  # year_site.toml's
@@ -360,12 +372,16 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
             )
         )
     if not args.skip_year:
+        year_set = [f"scenario.duration={365 * scale:g}d"] if args.quick else []
+        cmds.append(
+            sim_run("year_site", f"site-year, 2,000 nodes, {365 * scale:g}d", YEAR, *year_set)
+        )
         cmds.append(
             sim_run(
-                "year_site",
-                f"site-year, 2,000 nodes, {365 * scale:g}d",
-                YEAR,
-                *([f"scenario.duration={365 * scale:g}d"] if args.quick else []),
+                "year_failures",
+                f"site-year with failures, {365 * scale:g}d",
+                YEAR_FAILURES,
+                *year_set,
             )
         )
     if args.only:
@@ -541,6 +557,10 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
 
     if "year_site" in cmds:
         res["h_site_year"] = site_year(cmds["year_site"])
+    if "year_failures" in cmds:
+        res["i_site_year_failures"] = site_year_failures(
+            cmds["year_failures"], res.get("h_site_year")
+        )
     return res
 
 
@@ -576,6 +596,77 @@ def site_year(cmd: Command) -> dict[str, Any]:
         "energy_cost_usd": summary.get("energy_cost_usd"),
         "demand_charge_usd": summary.get("demand_charge_usd"),
     }
+
+
+def checkpoints_written(cmd: Command) -> int:
+    """Checkpoints the run's training jobs wrote (``jobs.parquet``): each job's checkpoint time
+    over its workload's ``checkpoint_cost`` (one cut short by an interruption counts in part)."""
+    import pyarrow.parquet as pq
+
+    from sim.config.scenario import TrainingWorkload
+    from sim.runner import load_scenario
+
+    assert cmd.scenario is not None and cmd.out_dir is not None
+    scn = load_scenario(cmd.scenario, cmd.overrides)
+    cost = {
+        w.name: w.checkpoint_cost_s
+        for w in scn.workloads
+        if isinstance(w, TrainingWorkload) and w.checkpoint_cost_s > 0
+    }
+    jobs = pq.read_table(
+        cmd.out_dir / "jobs.parquet", columns=["workload", "gpus", "checkpoint_gpu_s"]
+    ).to_pydict()
+    total = 0.0
+    for name, gpus, gpu_s in zip(
+        jobs["workload"], jobs["gpus"], jobs["checkpoint_gpu_s"], strict=True
+    ):
+        if name in cost and gpu_s:
+            total += gpu_s / gpus / cost[name]
+    return round(total)
+
+
+def site_year_failures(cmd: Command, plain: dict[str, Any] | None) -> dict[str, Any]:
+    """The site-year with failures: the site-year's figures, its events plus one per row of
+    ``nodes.parquet`` and ``outages.parquet``, its reliability figures and, given the plain
+    site-year's figures (``plain``, the same run), the ratios to them."""
+    res = site_year(cmd)
+    rows = cmd.samples[-1].extra["rows"]
+    node_rows, outage_rows = int(rows.get("nodes", 0)), int(rows.get("outages", 0))
+    events = res["events"] + node_rows + outage_rows
+    wall = res["wall_s"]
+    assert cmd.out_dir is not None
+    summary = json.loads((cmd.out_dir / "summary.json").read_text())
+    restarts = sum(w.get("job_restarts") or 0 for w in (summary.get("workloads") or {}).values())
+    res |= {
+        "node_rows": node_rows,
+        "outage_rows": outage_rows,
+        "events": events,
+        "events_per_s": events / wall,
+        "events_per_inproc_s": events / res["inproc_s"],
+        "checkpoints": checkpoints_written(cmd),
+        "availability": summary.get("availability"),
+        "node_failures": summary.get("node_failures"),
+        "mttr_s": summary.get("mttr_s"),
+        "outage_hours": summary.get("outage_hours"),
+        "maintenance_hours": summary.get("maintenance_hours"),
+        "lost_gpu_hours": summary.get("lost_gpu_hours"),
+        "checkpoint_gpu_hours": summary.get("checkpoint_gpu_hours"),
+        "restart_gpu_hours": summary.get("restart_gpu_hours"),
+        "goodput": summary.get("goodput"),
+        "jobs_failed": summary.get("jobs_failed"),
+        "job_restarts": restarts,
+        "requests_failed": summary.get("requests_failed"),
+        "requests_timed_out": summary.get("requests_timed_out"),
+    }
+    if plain is not None:
+        res["vs_site_year"] = {
+            "wall_ratio": wall / plain["wall_s"],
+            "cpu_ratio": res["cpu_s"] / plain["cpu_s"],
+            "peak_rss_ratio": res["peak_rss_mib"] / plain["peak_rss_mib"],
+            "events_ratio": events / plain["events"],
+            "events_per_s_ratio": res["events_per_s"] / plain["events_per_s"],
+        }
+    return res
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -723,6 +814,32 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
             f" h, cooling shedding {h['cooling_shedding_hours']:.1f} h; throttled "
             f"{h['throttled_gpu_hours']:,.0f} and suspended {h['suspended_gpu_hours']:,.0f} GPU-h"
         )
+    if "i_site_year_failures" in res:
+        i = res["i_site_year_failures"]
+        out.append(
+            f"i. site-year with failures: {i['wall_s']:.1f} s wall ({i['inproc_s']:.1f} s "
+            f"in-process), {i['cpu_s']:.1f} s CPU, {i['peak_rss_mib']:.0f} MiB peak; "
+            f"{i['events']:,} simulated events = {i['events_per_s']:,.0f} events/s"
+        )
+        out.append(
+            f"   events: as h. ({i['requests']:,} requests + {i['event_rows']:,} events.parquet "
+            f"rows + {i['breakpoints']:,} breakpoints + {i['demand_intervals']:,} demand "
+            f"intervals + {i['samples']:,} samples) + {i['node_rows']:,} nodes.parquet rows + "
+            f"{i['outage_rows']:,} outages.parquet rows; {i['jobs']:,} jobs; "
+            f"{i['checkpoints']:,} checkpoints written (not counted)"
+        )
+        out.append(
+            f"   availability {i['availability']:.4f}; {i['node_failures']:,} node failures; "
+            f"lost {i['lost_gpu_hours']:,.0f} GPU-h; goodput {i['goodput']:.4f}; "
+            f"{i['jobs_failed']:,} jobs failed, {i['job_restarts']:,} restarts"
+        )
+        if "vs_site_year" in i:
+            v = i["vs_site_year"]
+            out.append(
+                f"   vs the site-year (same run): wall x{v['wall_ratio']:.2f}, CPU "
+                f"x{v['cpu_ratio']:.2f}, peak memory x{v['peak_rss_ratio']:.2f}, events "
+                f"x{v['events_ratio']:.3f}, events/s x{v['events_per_s_ratio']:.2f}"
+            )
     if "startup" in res:
         s = res["startup"]
         out.append(f"   start-up (a 60 s run): {s['wall_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB")
@@ -738,7 +855,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of every horizon")
     parser.add_argument("--skip-site", action="store_true", help="skip the site-day run (~90 s)")
     parser.add_argument(
-        "--skip-year", action="store_true", help="skip the site-year run (~90 s, ~270 MiB)"
+        "--skip-year",
+        action="store_true",
+        help="skip the site-year runs, with and without failures (~1-2 min each, ~270 MiB)",
     )
     parser.add_argument(
         "--only",
@@ -771,7 +890,7 @@ def main() -> None:
             )
 
     cmds = build_commands(args)
-    if "year_site" in cmds:
+    if "year_site" in cmds or "year_failures" in cmds:
         print(f"site-year prices: {year_prices().relative_to(ROOT)}", flush=True)
     order = list(cmds.values())
     for round_no in range(args.repeat):

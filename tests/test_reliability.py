@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_facility import check_limited_run, inference, pool, run, scenario, training
+
+from sim.cli import cli
+from sim.config import validate_scenario
+from sim.errors import ScenarioError
 
 H = 3600.0
 
@@ -463,3 +469,59 @@ def check_unreliable_run(result: Any) -> None:
 @given(raw=unreliable_scenarios())
 def test_runs_with_failures_and_outages_satisfy_the_invariants(raw: dict[str, Any]) -> None:
     check_unreliable_run(run(raw))
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(raw=unreliable_scenarios())
+def test_many_runs_with_failures_and_outages_satisfy_the_invariants(raw: dict[str, Any]) -> None:
+    check_unreliable_run(run(raw))
+
+
+# -- 7. bad input ---------------------------------------------------------------------------------
+BASE = """
+[scenario]
+name = "bad"
+duration = "1h"
+
+[[pools]]
+name = "hall"
+gpu_type = "H100-SXM"
+nodes = 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ('[[outages]]\ntarget = "pool:hal"\nduration = "1h"', "outages.0.target", "'hall'"),
+        ('[[outages]]\ntarget = "nodes:hall:5"\nduration = "1h"', "outages.0.target", "has 2"),
+        (
+            '[[outages]]\ntarget = "cooling"\nduration = "1h"\ncapacity_left = 0.5',
+            "outages.0.capacity_left",
+            "capacity_mw",
+        ),
+        ('[[outages]]\ntarget = "moon"\nduration = "1h"', "outages.0.target", '"grid"'),
+        ('[[maintenance]]\ntarget = "grid"\nduration = "1h"', "maintenance.0.target", "pool:"),
+        (
+            '[[maintenance]]\ntarget = "pool:hall"\nevery = "2h"\nduration = "1h"',
+            "maintenance.0",
+            "within every",
+        ),
+        ("[facility.backup]\ngenerator_mw = -1", "facility.backup.generator_mw", "0"),
+    ],
+)
+def test_bad_outages_are_refused_with_their_key(
+    tmp_path: Path, extra: str, key: str, words: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE + "\n" + extra + "\n")
+    out = CliRunner().invoke(cli, ["validate", str(path)])
+    assert out.exit_code == 2, out.output
+    assert key in out.output and words in out.output, out.output
+    assert str(path) in out.output
+
+
+def test_a_failing_pool_needs_a_repair_time() -> None:
+    with pytest.raises(ScenarioError, match="repair"):
+        validate_scenario(scenario("1h", [pool(mtbf="10h")]), "test")

@@ -250,6 +250,8 @@ class PowerLedger:
 
     def _check(self) -> None:
         if self.board is not None:
+            if self.board.changing:
+                return  # a node's work is being stopped: the account is settled after
             self.board.check()
         if self.tight and math.isfinite(self.budget_w):
             exact = self.budget_w - self.draw_w()

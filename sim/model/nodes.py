@@ -141,6 +141,8 @@ class NodeBoard:
         self.scheduler: TrainingScheduler | None = None
         self.hub: InferenceHub | None = None
         self._vacated_due: set[tuple[int, int]] = set()
+        self.changing = False
+        """True while a node's work is being stopped (the audit waits for the end)."""
         self.drains: dict[tuple[int, int], WindowStats] = {}
         """The maintenance window each draining node drains for."""
 
@@ -203,7 +205,12 @@ class NodeBoard:
         self.since[p][n] = t
 
     def check(self) -> None:
-        """(Audit) nothing is placed on a node that is down, and its GPUs count as not up."""
+        """(Audit) nothing is placed on a node that is down, and its GPUs count as not up.
+
+        Not while a node is going down or coming up (its work is stopped one piece at a time).
+        """
+        if self.changing:
+            return
         for p, pool in enumerate(self.pools):
             down = 0
             for n in range(pool.nodes):
@@ -239,6 +246,7 @@ class NodeBoard:
         self.fail_token[p][n] += 1
         jobs = replicas = 0
         assert self.scheduler is not None
+        self.changing = True
         for placement in list(pool.occupants[n]):
             owner = placement.owner
             if isinstance(owner, Job):
@@ -251,6 +259,7 @@ class NodeBoard:
         self.meters[p].power_nodes(t, -per, -self.node_w[p])
         assert self.ledger is not None
         self.ledger.node_power(t, p, -per, -self.node_w[p])
+        self.changing = False
         self.recorder.event(t, codes.NODE_DOWN, -1, p, n, per, cause)
         return jobs, replicas
 
