@@ -525,3 +525,31 @@ def test_bad_outages_are_refused_with_their_key(
 def test_a_failing_pool_needs_a_repair_time() -> None:
     with pytest.raises(ScenarioError, match="repair"):
         validate_scenario(scenario("1h", [pool(mtbf="10h")]), "test")
+
+
+def test_runs_with_failures_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
+    """The shipped outages scenario for two days, with failures every few hours: twice."""
+    scenario_file = Path(__file__).resolve().parent.parent / "scenarios" / "outages.toml"
+    args = [
+        "--set",
+        "scenario.duration=2d",
+        "--set",
+        "pools.hall-a.mtbf=100h",
+        "--set",
+        "pools.hall-b.mtbf=50h",
+        "--set",
+        "outages.0.at=1d",
+        "--set",
+        "maintenance.0.at=12h",
+    ]
+    for out in ("a", "b"):
+        result = CliRunner().invoke(
+            cli, ["run", str(scenario_file), "--quiet", "--out", str(tmp_path / out), *args]
+        )
+        assert result.exit_code == 0, result.output
+    summary = (tmp_path / "a" / "summary.json").read_text()
+    assert '"node_failures": 0,' not in summary
+    for name in ("nodes", "outages", "jobs", "events", "requests", "timeseries"):
+        a = (tmp_path / "a" / f"{name}.parquet").read_bytes()
+        assert a == (tmp_path / "b" / f"{name}.parquet").read_bytes(), name
+    assert summary == (tmp_path / "b" / "summary.json").read_text()
