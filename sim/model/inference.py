@@ -600,6 +600,8 @@ class InferenceEngine:
                     if not busy[s]:
                         pending_end_s[s] = 0.0
                     ledger.free_w += need_w[r]
+                    if ledger.pending or ledger.jobs_held:
+                        ledger.request_admit(t)
                     self._retired(r, t)
                     limit_t, limit_p = t, DECIDE_PRIORITY
                     continue

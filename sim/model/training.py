@@ -144,14 +144,6 @@ class Job:
         self.restart_s = 0.0  # wall seconds spent reloading after interruptions
         self.lost_s = 0.0  # wall seconds of run whose work was lost
 
-    def progress_at(self, t: float) -> float:
-        """Share of the work done at time ``t`` (0 to 1), counting the current run if any."""
-        done = self.done_s
-        running = self.placement is not None and self.suspended_since != self.suspended_since
-        if running and self.phase == COMPUTE:
-            done = min(done + (t - self.segment_start) * self.speed, self.target_s)
-        return self.share_done(done)
-
     def share_done(self, done_s: float) -> float:
         """``done_s`` of work as a share of the job (a job of no work is done once completed)."""
         if self.work_s > 0:
