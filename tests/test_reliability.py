@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_facility import check_limited_run, inference, pool, run, scenario, training
+from test_facility import at_time, check_limited_run, inference, pool, run, scenario, training
 
 from sim.cli import cli
 from sim.config import validate_scenario
@@ -553,3 +553,31 @@ def test_runs_with_failures_are_byte_identical_for_a_seed(tmp_path: Path) -> Non
         a = (tmp_path / "a" / f"{name}.parquet").read_bytes()
         assert a == (tmp_path / "b" / f"{name}.parquet").read_bytes(), name
     assert summary == (tmp_path / "b" / "summary.json").read_text()
+
+
+def test_a_ups_alone_rides_through_its_minutes_then_the_site_goes_dark() -> None:
+    """UPS 5 min, no generator: the site runs on from 1 h to 1 h 5 min, then is dark to 1.5 h."""
+    result = run(busy_site(backup={"ups_minutes": 5}))
+    nodes = result.frame("nodes")
+    dark = nodes[nodes["state"] == "no_power"]
+    assert dark[["start_s", "end_s"]].values.tolist() == [[H + 300, 1.5 * H]] * 2
+    ts = result.frame("timeseries")
+    assert at_time(ts, H + 300)["it_power_kw"] == 0.0
+    assert at_time(ts, H)["it_power_kw"] > 0.0
+    assert job_row(result)["lost_gpu_s"] == pytest.approx(2 * (H + 300))
+
+
+def test_a_total_cooling_loss_powers_every_node_off() -> None:
+    """capacity_left = 0 with no rated capacity: every node off from 1 h to 1.5 h (a thermal
+    shutdown), the energy of that half hour nothing but the other load (none here)."""
+    raw = busy_site()
+    raw["outages"] = [{"target": "cooling", "at": "1h", "duration": "30m"}]
+    result = run(raw)
+    nodes = result.frame("nodes")
+    dark = nodes[nodes["state"] == "no_power"]
+    assert dark[["start_s", "end_s"]].values.tolist() == [[H, 1.5 * H]] * 2
+    assert set(dark["cause"]) == {"outages.0 (cooling)"}
+    ts = result.frame("timeseries")
+    e = ts.set_index("time_s")["it_energy_kwh"]
+    assert e[1.5 * H] == pytest.approx(e[H], abs=1e-12)
+    assert result.frame("outages")["gpus_hit"].tolist() == [8]
