@@ -302,6 +302,52 @@ def test_a_request_waiting_past_its_timeout_ends_timeout() -> None:
     assert result.summary["requests_timed_out"] == 3
 
 
+def test_a_retried_request_takes_an_idle_replica_at_once() -> None:
+    """Two replicas, on pools A and B; 1 h requests every 50 min; pool A out from 30 min.
+
+    Request 0 (on A) is lost at 30 min and starts again at once on the idle replica on B; the
+    replica from A finds no room (B's one GPU is taken) and waits. Request 0's row says it ran
+    on B, the pool it was served in; the replica that served it before is replica 0.
+    """
+    service = {**inference("chat", "50m", "1h"), "retries": 1, "replicas": 2}
+    raw = scenario("3h", [pool(name="a"), pool(name="b")], [service], sample_every="10m")
+    raw["outages"] = [{"target": "pool:a", "at": "30m", "duration": "2h"}]
+    req = run(raw).frame("requests")
+    first = req.iloc[0]
+    assert (first["start_s"], first["end_s"], first["attempts"]) == (1800.0, 1800.0 + H, 2)
+    assert (first["replica"], first["pool"]) == (1, "b")
+    assert req.iloc[1]["start_s"] == 1800.0 + H  # it waited for request 0: FIFO kept
+
+
+def test_a_request_row_names_the_pool_it_was_served_in() -> None:
+    """One replica moves from A to B at 32 min: requests served before stay on A."""
+    service = inference("chat", "10m", "5m")
+    raw = scenario("1h", [pool(name="a"), pool(name="b")], [service], sample_every="10m")
+    raw["outages"] = [{"target": "pool:a", "at": "32m", "duration": "1h"}]
+    req = run(raw).frame("requests")
+    assert req["pool"].astype(str).tolist() == ["a", "a", "a", "a", "b", "b"]
+    assert req["status"].astype(str).tolist()[3] == "failed"
+
+
+def test_overlapping_outages_keep_a_node_down_until_the_last_ends() -> None:
+    """Outages of the same node from 30 min to 1.5 h and from 1 h to 3 h: down 30 min - 3 h
+    (its row's cause is the latest window that holds it down)."""
+    raw = scenario("6h", [pool()], [training("a", ["0s"], 1, "2h")], sample_every="30m")
+    raw["outages"] = [
+        {"target": "pool:hall", "at": "1h", "duration": "2h"},
+        {"target": "nodes:hall:1", "at": "30m", "duration": "1h"},
+    ]
+    result = run(raw)
+    nodes = result.frame("nodes")
+    assert rows(nodes, ["state", "start_s", "end_s", "cause"]) == [
+        ["up", 0.0, 1800.0, None],
+        ["failed", 1800.0, H, "outages.1"],
+        ["failed", H, 3 * H, "outages.0"],
+        ["up", 3 * H, None, None],
+    ]
+    assert job_row(result)["end_s"] == 5 * H
+
+
 # -- 4. maintenance ----------------------------------------------------------------------------
 def maintained(drain: bool) -> dict[str, Any]:
     """One 1-GPU node; a 2 h job at 0; maintenance at 1 h for 1 h."""
@@ -331,6 +377,26 @@ def test_maintenance_without_drain_interrupts_the_job() -> None:
     job = job_row(result)
     assert (job["restarts"], job["end_s"]) == (1, 4 * H)
     assert job["lost_gpu_s"] == H
+
+
+def test_a_draining_node_that_fails_stays_out_of_service_until_its_maintenance_ends() -> None:
+    """Draining from 1 h (the 2 h job runs on), the node fails with its pool at 1.5 h (job
+    killed, node empty): its maintenance starts then, under the failure, and ends at 2.5 h; a
+    job submitted at 1.75 h must not start on it in between."""
+    raw = maintained(drain=True)
+    raw["workloads"].append(training("late", ["105m"], 1, "10m"))
+    raw["outages"] = [{"target": "pool:hall", "at": "90m", "duration": "15m"}]
+    result = run(raw)
+    nodes = result.frame("nodes")
+    assert rows(nodes, ["state", "start_s", "end_s"]) == [
+        ["up", 0.0, H],
+        ["draining", H, 1.5 * H],
+        ["failed", 1.5 * H, 1.75 * H],
+        ["maintenance", 1.75 * H, 2.5 * H],
+        ["up", 2.5 * H, None],
+    ]
+    jobs = result.frame("jobs").set_index("job_id")
+    assert jobs.loc[1, "start_s"] >= 2.5 * H and jobs.loc[0, "start_s"] == 0.0
 
 
 def test_a_drain_timeout_interrupts_what_is_left() -> None:
@@ -460,6 +526,10 @@ def check_unreliable_run(result: Any) -> None:
     assert (overhead <= busy * (1 + 1e-9) + 1e-6).all()
     req = result.frame("requests")
     assert (req["attempts"] >= 1).all()
+    served = req[req["status"] == "ok"].sort_values(["workload", "replica", "start_s"])
+    for _, one in served.groupby(["workload", "replica"], observed=True):
+        starts, ends = one["start_s"].to_numpy(), one["end_s"].to_numpy()
+        assert (starts[1:] >= ends[:-1] - 1e-9).all(), "a replica served two requests at once"
     s = result.summary
     assert 0.0 <= s["availability"] <= 1.0
     assert s["goodput"] is None or 0.0 <= s["goodput"] <= 1.0

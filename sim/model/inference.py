@@ -95,6 +95,8 @@ class InferenceEngine:
         self.slot = [pools.index(p.pool.index) for p in replicas]
         """For each replica, the position of its pool in ``pools``."""
         self.replica_pool = np.array([p.pool.index for p in replicas] + [-1], dtype=np.int64)
+        self.moves: dict[int, tuple[list[float], list[int]]] = {}
+        """For replicas that moved: the times from which they sat in each pool (from -inf)."""
         # Per pool slot: replicas busy, service seconds started, and the sum of their ends.
         self.busy = [0] * len(pools)
         self.started_s = [0.0] * len(pools)
@@ -262,6 +264,7 @@ class InferenceEngine:
         head, up to ``retries`` times, else ends ``failed``. The caller releases its GPUs.
         """
         if r in self.down:
+            self.replicas[r] = None  # retired, waiting to move: the caller releases it now
             return
         self.down.add(r)
         self.retiring.discard(r)
@@ -300,7 +303,10 @@ class InferenceEngine:
         """The request in column ``k`` lost its replica at ``t``: retried, or failed."""
         if self.attempts[k] <= self.retries and t < self.arrival[k] + self.timeout:
             self.attempts[k] += 1
-            self.queue.appendleft(k + self.base)
+            i, queue, index = 0, self.queue, k + self.base
+            while i < len(queue) and queue[i] < index:  # keep the queue in arrival order
+                i += 1
+            queue.insert(i, index)
             return
         self.end[k] = t
         if t >= self.arrival[k] + self.timeout:
@@ -310,7 +316,9 @@ class InferenceEngine:
             self.status[k] = FAILED
             self.failed += 1
 
-    def bring_up(self, r: int, placement: Placement, speed: float, extra_w: float) -> None:
+    def bring_up(
+        self, r: int, placement: Placement, speed: float, extra_w: float, t: float
+    ) -> None:
         """Replica ``r`` serves again, on ``placement``, at ``speed``.
 
         Busy, it draws ``extra_w`` more per GPU. The caller starts queued requests on it
@@ -318,6 +326,9 @@ class InferenceEngine:
         """
         self.replicas[r] = placement
         pool = placement.pool.index
+        times, pools = self.moves.setdefault(r, ([-INF], [int(self.replica_pool[r])]))
+        times.append(t)
+        pools.append(pool)
         self.replica_pool[r] = pool
         self.slot[r] = self.pools.index(pool)
         self.speed[r] = speed
@@ -346,8 +357,7 @@ class InferenceEngine:
         self.retiring.discard(r)
         self.down.add(r)
         self.serving[r] = -1
-        placement = self.replicas[r]
-        self.replicas[r] = None
+        placement = self.replicas[r]  # kept until it moves, so a node failing first finds it
         if self.on_retired is not None and placement is not None:
             self.on_retired(self, r, placement, t)
 
@@ -411,14 +421,21 @@ class InferenceEngine:
         if k <= 0:
             return
         replica = np.array(self.replica[:k], dtype=np.int64)
+        start = np.array(self.start[:k])
+        pool = self.replica_pool[replica]
+        for r, (times, pools) in self.moves.items():
+            moved = replica == r
+            if moved.any():  # the pool it sat in when each request started
+                at = np.searchsorted(np.array(times), start[moved], side="right") - 1
+                pool[moved] = np.array(pools)[at]
         self.recorder.requests(
             self.index,
             ident=np.array(self.ident[:k], dtype=np.int64),
             arrival=np.array(self.arrival[:k]),
-            start=np.array(self.start[:k]),
+            start=start,
             end=np.array(self.end[:k]),
             replica=replica,
-            pool=self.replica_pool[replica],
+            pool=pool,
             status=np.array(self.status[:k], dtype=np.int64),
             attempts=np.array(self.attempts[:k], dtype=np.int64),
             complete_before=self.arrival[k] if not final and k < len(self.arrival) else INF,
@@ -650,8 +667,9 @@ class InferenceHub:
         self.engines = list(engines)
         self.horizon = horizon_s
         self.next_id = 0
-        self.stop = False
-        """Set when an engine scheduled a clock entry while it ran (a replica to move)."""
+        self.in_order = False
+        """Run the engines in time order even while the limit cannot bind: set while replicas
+        retire from draining nodes (each retirement schedules a move at its instant)."""
         self.heap = [(*e.next_event(), i) for i, e in enumerate(self.engines)]
         heapify(self.heap)
         self.alarm = clock.alarm(self._run, 0)
@@ -681,7 +699,10 @@ class InferenceHub:
         """Let every engine whose next event comes before the clock's next entry run to it."""
         ledger = self.ledger
         if ledger is not None and ledger.tight:
-            self._run_tight(ledger)
+            self._run_in_order(ledger)
+            return
+        if self.in_order:
+            self._run_in_order(None)
             return
         limit_t, limit_p = self.clock.head()
         if limit_t >= self.horizon:
@@ -694,17 +715,15 @@ class InferenceHub:
                 break
             t, p, next_id = engines[e].advance(limit_t, limit_p, next_id)
             heapreplace(heap, (t, p, e))
-            if self.stop:  # an engine scheduled something at this instant: run only to it
-                self.stop = False
-                limit_t, limit_p = self.clock.head()
         self.next_id = next_id
         self.reschedule()
 
-    def _run_tight(self, ledger: PowerLedger) -> None:
-        """Run the engines while the limit can bind.
+    def _run_in_order(self, ledger: PowerLedger | None) -> None:
+        """Run the engines in time order, each only up to the next event of another.
 
-        They share the ledger's headroom, so they take turns in time order, each running only
-        up to the next event of another (or the clock's next entry).
+        Or up to the clock's next entry, read again after each turn. While the limit can bind
+        (``ledger`` given) they share its headroom; while replicas retire from draining nodes,
+        a retirement schedules a move at its instant, which no engine may have run past.
         """
         heap, engines, clock = self.heap, self.engines, self.clock
         next_id = self.next_id
@@ -719,9 +738,14 @@ class InferenceHub:
                 other = heap[1] if len(heap) == 2 or heap[1] < heap[2] else heap[2]
                 if other[0] < limit_t or (other[0] == limit_t and other[1] < limit_p):
                     limit_t, limit_p = other[0], other[1]
-            t, p, next_id = engines[e].advance_tight(limit_t, limit_p, next_id, ledger)
-            heapreplace(heap, (t, p, e))
-            ledger.check()
+            engine = engines[e]
+            if ledger is not None:
+                t, p, next_id = engine.advance_tight(limit_t, limit_p, next_id, ledger)
+                heapreplace(heap, (t, p, e))
+                ledger.check()
+            else:
+                t, p, next_id = engine.advance(limit_t, limit_p, next_id)
+                heapreplace(heap, (t, p, e))
         self.next_id = next_id
         self.reschedule()
 

@@ -346,9 +346,13 @@ class PowerLedger:
         self.gpus[pool] += gpus
 
     def rebalance(self, t: float) -> None:
-        """After nodes changed: apply the ladder again for the present budget."""
+        """After nodes changed: apply the ladder again for the present budget.
+
+        The cap level does not rise here (only at a change of the limit): a node's work
+        stopping is no reason to uncap the rest.
+        """
         self.settle(t)
-        self._rebalance(t)
+        self._rebalance(t, may_raise=False)
 
     def forget_job(self, job: Job) -> None:
         """A job suspended for power was killed: it no longer waits to resume."""
@@ -406,7 +410,7 @@ class PowerLedger:
         price = float(self.timeline.price[k])
         return float(self.timeline.pue[k]) * price / J_PER_MWH if price == price else 0.0
 
-    def _rebalance(self, t: float) -> None:
+    def _rebalance(self, t: float, may_raise: bool = True) -> None:
         """Apply the ladder for a new budget: shed or restore, then set the mode.
 
         Suspended replicas resume here as far as the budget allows; suspended jobs resume in
@@ -426,7 +430,7 @@ class PowerLedger:
             self._suspend_until_fits(t)  # the budget may have fallen further
         else:
             level = self._best_level(budget, self.busy_gpus())
-            if level is not None and falling:
+            if level is not None and (falling or not may_raise):
                 level = min(level, self.level)
             self._apply_level(t, 0.0 if level is None else level)
             if level is None:

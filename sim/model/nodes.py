@@ -102,8 +102,11 @@ class NodeBoard:
         self.draining = [[False] * p.nodes for p in pools]
         self.state = [[codes.NODE_UP_STATE] * p.nodes for p in pools]
         self.since = [[0.0] * p.nodes for p in pools]
-        self.causes: list[list[dict[int, str]]] = [[{} for _ in range(p.nodes)] for p in pools]
-        """Per node: the cause of each reason it is down (or draining) for."""
+        self.causes: list[list[dict[int, list[str]]]] = [
+            [{} for _ in range(p.nodes)] for p in pools
+        ]
+        """Per node and reason: the causes holding it (several windows may overlap); the node is
+        down while any reason has one."""
         self.shown_cause: list[list[str | None]] = [[None] * p.nodes for p in pools]
         self.fail_token = [[0] * p.nodes for p in pools]
         self.powered_off: list[tuple[int, int]] = []
@@ -186,9 +189,9 @@ class NodeBoard:
             (NO_POWER, codes.NODE_NO_POWER),
         ):
             if mask & bit:
-                return state, causes.get(bit)
+                return state, causes[bit][-1]
         if self.draining[p][n]:
-            return codes.NODE_DRAINING, causes.get(DRAINING)
+            return codes.NODE_DRAINING, causes[DRAINING][-1]
         return codes.NODE_UP_STATE, None
 
     def _show(self, p: int, n: int, t: float) -> None:
@@ -233,10 +236,7 @@ class NodeBoard:
         """
         was = self.mask[p][n]
         self.mask[p][n] |= bit
-        self.causes[p][n][bit] = cause
-        if not was:
-            self.draining[p][n] = False
-            self.causes[p][n].pop(DRAINING, None)
+        self.causes[p][n].setdefault(bit, []).append(cause)
         self._show(p, n, t)
         if was:
             return 0, 0
@@ -263,18 +263,27 @@ class NodeBoard:
         self.recorder.event(t, codes.NODE_DOWN, -1, p, n, per, cause)
         return jobs, replicas
 
-    def _up(self, p: int, n: int, bit: int, t: float) -> None:
-        """Clear a reason for the node to be down; if none is left, it serves again."""
-        if not self.mask[p][n] & bit:
+    def _up(self, p: int, n: int, bit: int, t: float, cause: str | None = None) -> None:
+        """Clear one cause of a reason for the node to be down.
+
+        ``cause`` is the window's (None: the only one). Once no reason is left, the node serves
+        again (or, if it drains, goes on draining).
+        """
+        causes = self.causes[p][n].get(bit)
+        if not causes:
             return
-        self.mask[p][n] &= ~bit
-        self.causes[p][n].pop(bit, None)
+        causes.remove(cause if cause is not None else causes[-1])
+        if not causes:
+            del self.causes[p][n][bit]
+            self.mask[p][n] &= ~bit
         self._show(p, n, t)
         if self.mask[p][n]:
             return
         pool = self.pools[p]
         if not self.draining[p][n]:
             pool.restore(n)
+        elif not pool.occupants[n]:
+            self._on_vacated(pool, n)  # still draining and empty: down for its maintenance
         self.nodes_down -= 1
         per = pool.gpus_per_node
         self.meters[p].power_nodes(t, per, self.node_w[p])
@@ -288,6 +297,7 @@ class NodeBoard:
         engine.take_down(r, t)
         if placement is not None:
             self._release_replica(engine, r, placement, t)
+        engine.start_held(t)  # its request, queued again, may find another replica free
         self.recorder.event(
             t,
             codes.REPLICA_DOWN,
@@ -321,7 +331,7 @@ class NodeBoard:
                 continue
             p = placement.pool.index
             self.meters[p].change(t, 0, placement.gpus)
-            engine.bring_up(r, placement, ledger.speed_inference[p], ledger.extra_w[p])
+            engine.bring_up(r, placement, ledger.speed_inference[p], ledger.extra_w[p], t)
             self.recorder.event(
                 t, codes.REPLICA_UP, engine.index, p, r, placement.gpus, placement.nodes
             )
@@ -406,7 +416,7 @@ class NodeBoard:
             pool.withdraw(n)
             self.draining[w.pool][n] = True
             self.drains[(w.pool, n)] = stats
-            self.causes[w.pool][n][DRAINING] = w.cause
+            self.causes[w.pool][n][DRAINING] = [w.cause]
             stats.pending.add((w.pool, n))
             self._show(w.pool, n, t)
         for n in w.nodes:
@@ -418,6 +428,7 @@ class NodeBoard:
                         self._replica_moves(engine, r, placement, t)
             if not pool.occupants[n]:
                 self._drained(stats, n)
+        self._update_order()
         self.clock.call_at(
             t + m.drain_timeout_s, SITE_PRIORITY, partial(self._drain_timeout, stats)
         )
@@ -428,12 +439,19 @@ class NodeBoard:
     def _on_retired(self, engine: InferenceEngine, r: int, placement: Placement, t: float) -> None:
         """A replica on a draining node finished its request (inside its engine's loop)."""
         self.clock.call_at(t, DECIDE_PRIORITY, partial(self._moved_off, engine, r, placement))
-        assert self.hub is not None
-        self.hub.stop = True
 
     def _moved_off(self, engine: InferenceEngine, r: int, placement: Placement) -> None:
+        if engine.replicas[r] is not placement:
+            return  # its node went down first, in this instant: it was released then
+        engine.replicas[r] = None
         self._replica_moves(engine, r, placement, self.clock.now)
         self.place_waiting()
+        self._update_order()
+
+    def _update_order(self) -> None:
+        """Have the engines run in time order while any replica retires from a draining node."""
+        assert self.hub is not None
+        self.hub.in_order = any(e.retiring for e in self.hub.engines)
 
     def _replica_moves(
         self, engine: InferenceEngine, r: int, placement: Placement, t: float
@@ -496,7 +514,7 @@ class NodeBoard:
     def _node_back(self, stats: WindowStats, n: int, bit: int) -> None:
         w = stats.window
         t = self.clock.now
-        self._up(w.pool, n, bit, t)
+        self._up(w.pool, n, bit, t, w.cause)
         stats.pending.discard((w.pool, n))
         if not stats.pending:
             self._close_window(stats, t)
@@ -510,7 +528,7 @@ class NodeBoard:
             self._close_window(stats, t)
             return  # the site's timeline restores the power, and the ledger the nodes
         for n in w.nodes:
-            self._up(w.pool, n, OUTAGE, t)
+            self._up(w.pool, n, OUTAGE, t, w.cause)
         self._close_window(stats, t)
         self._settle(t)
 
@@ -545,6 +563,8 @@ class NodeBoard:
                     stats.jobs_hit += jobs
                     stats.replicas_hit += replicas
                 changed = True
+            if changed:  # replicas it stopped look for room in this instant's decision
+                self.clock.call_at(t, DECIDE_PRIORITY, self._place_and_decide)
             return changed
         while self.powered_off:
             p, n = self.powered_off[-1]
@@ -572,18 +592,27 @@ class NodeBoard:
         return codes.LIMIT_SOURCES[self.ledger.source]
 
     def _off_order(self) -> Iterator[tuple[int, int]]:
-        """Up nodes in the order they are powered off: those without replicas first."""
-        later: list[tuple[int, int]] = []
+        """Up nodes in the order they are powered off.
+
+        Empty ones, then those holding training only, then those holding replicas; within
+        each, later pools and higher numbers first.
+        """
+        training: list[tuple[int, int]] = []
+        serving: list[tuple[int, int]] = []
         for p in range(len(self.pools) - 1, -1, -1):
             pool = self.pools[p]
             for n in range(pool.nodes - 1, -1, -1):
                 if self.mask[p][n]:
                     continue
-                if any(isinstance(pl.owner, tuple) for pl in pool.occupants[n]):
-                    later.append((p, n))
-                else:
+                occupants = pool.occupants[n]
+                if not occupants:
                     yield p, n
-        yield from later
+                elif any(isinstance(pl.owner, tuple) for pl in occupants):
+                    serving.append((p, n))
+                else:
+                    training.append((p, n))
+        yield from training
+        yield from serving
 
     # -- the end ----------------------------------------------------------------------------
     def finish(self, horizon: float) -> None:
