@@ -94,6 +94,8 @@ class PoolMeter:
         self.change(t, 0, 0)
         self.up_gpus += gpus
         self.power_w += watts
+        if not self.up_gpus:
+            self.power_w = 0.0  # every node down: nothing draws (no rounding left over)
 
     def set_busy_w(self, t: float, busy_w: float) -> None:
         """From ``t`` on, a busy GPU draws ``busy_w`` more than an idle one (a new power cap)."""
