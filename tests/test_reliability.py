@@ -651,3 +651,66 @@ def test_a_total_cooling_loss_powers_every_node_off() -> None:
     e = ts.set_index("time_s")["it_energy_kwh"]
     assert e[1.5 * H] == pytest.approx(e[H], abs=1e-12)
     assert result.frame("outages")["gpus_hit"].tolist() == [8]
+
+
+# -- 8. checkpoints computed, not simulated ----------------------------------------------------
+def _bare_job(work: float, every: float, cost: float, restart: float, speed: float) -> Any:
+    from sim.model.pools import Demand
+    from sim.model.training import COMPUTE, RESTART, Job, JobPolicy
+
+    policy = JobPolicy(every, cost, restart)
+    job = Job(0, 0, 0, Demand(1, ()), 0, work, 0.0, policy)
+    job.speed = speed
+    job.gpus = 1
+    if restart > 0:
+        job.phase, job.phase_left = RESTART, restart
+    else:
+        job.phase = COMPUTE
+    return job
+
+
+def _stepper() -> Any:
+    from sim.model.training import TrainingScheduler
+
+    sched = TrainingScheduler.__new__(TrainingScheduler)
+    sched.checkpoint_gpu_s = sched.restart_gpu_s = 0.0
+    return sched
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    work=st.floats(1.0, 1e5),
+    every=st.floats(1.0, 2e4),
+    cost=st.floats(0.0, 500.0),
+    restart=st.sampled_from([0.0, 60.0]),
+    speed=st.sampled_from([0.28, 0.5, 1.0]),
+    cuts=st.lists(st.floats(0.0, 1.0), max_size=6),
+)
+def test_checkpoint_cycles_add_up_whatever_the_segments(
+    work: float, every: float, cost: float, restart: float, speed: float, cuts: list[float]
+) -> None:
+    """A job's time to its end is its work at its speed plus its reload plus one checkpoint per
+    ``every`` of progress strictly before the end; advancing its state through that time in any
+    pieces (a cap, a suspension cut a segment anywhere) ends exactly there, with every
+    checkpoint counted once."""
+    from sim.model.training import COMPUTE, _checkpoints_left
+
+    job = _bare_job(work, every, cost, restart, speed)
+    n = _checkpoints_left(work, 0.0, job.policy)
+    expected_n = sum(1 for k in range(1, int(work / every) + 2) if k * every < work)
+    assert n == expected_n
+    total = restart + work / speed + n * cost
+    sched = _stepper()
+    at = sorted(c * total for c in cuts)
+    previous = 0.0
+    for t in [*at, total]:
+        sched._advance(job, t - previous)
+        previous = t
+        assert job.done_s <= work * (1 + 1e-12)
+    assert job.done_s == pytest.approx(work, rel=1e-9)
+    assert job.phase == COMPUTE
+    assert job.checkpoint_s == pytest.approx(n * cost, rel=1e-9, abs=1e-6)
+    assert job.restart_s == pytest.approx(restart, abs=1e-9)
+    sched._advance(job, total)  # past the end, nothing more happens
+    assert job.done_s == pytest.approx(work, rel=1e-9)
+    assert job.checkpoint_s == pytest.approx(n * cost, rel=1e-9, abs=1e-6)

@@ -164,8 +164,11 @@ class Capacity:
     It checks GPUs and memory now; power and cooling headroom join here later.
     """
 
-    def __init__(self, pools: list[PoolState]) -> None:
+    def __init__(self, pools: list[PoolState], track: bool = False) -> None:
         self.pools = pools
+        self.track = track
+        """Keep each node's list of placements (``PoolState.occupants``): needed when nodes can
+        go down, skipped otherwise (it costs every start and end of a job)."""
         self._never: dict[Demand, str | None] = {}
         self.on_vacated: Callable[[PoolState, int], None] | None = None
         """Told when the last placement leaves a node that takes no new work (draining)."""
@@ -187,9 +190,10 @@ class Capacity:
                 nodes = pool.allocate(gpus)
                 if nodes is not None:
                     placement = Placement(pool, nodes, gpus, owner)
-                    occupants = pool.occupants
-                    for node, _ in nodes:
-                        occupants[node][placement] = None
+                    if self.track:
+                        occupants = pool.occupants
+                        for node, _ in nodes:
+                            occupants[node][placement] = None
                     return placement
         return None
 
@@ -202,6 +206,8 @@ class Capacity:
         """Give back a placement's GPUs."""
         pool = placement.pool
         pool.release(placement.nodes)
+        if not self.track:
+            return
         occupants = pool.occupants
         for node, _ in placement.nodes:
             del occupants[node][placement]

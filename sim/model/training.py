@@ -13,6 +13,7 @@ completion is a timed callback voided by its token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -60,6 +61,17 @@ class JobPolicy:
 NO_FAULTS = JobPolicy()
 
 
+def _checkpoints_left(work_s: float, saved_s: float, policy: JobPolicy) -> int:
+    """Checkpoints a job writes from the last one (at ``saved_s`` of progress) to its end.
+
+    One each ``checkpoint_every`` of progress strictly before the end (none at the end).
+    """
+    every = policy.checkpoint_every_s
+    if every == INF or work_s <= saved_s:
+        return 0
+    return max(math.ceil((work_s - saved_s) / every) - 1, 0)
+
+
 class Job:
     """One training job and its progress."""
 
@@ -93,7 +105,6 @@ class Job:
         "submit_s",
         "suspended_s",
         "suspended_since",
-        "target_s",
         "token",
         "work_s",
         "workload",
@@ -137,7 +148,6 @@ class Job:
         self.token = 0  # bumped when a run segment ends, voiding its scheduled end
         self.phase = COMPUTE
         self.phase_left = 0.0  # wall seconds left of a checkpoint or restart
-        self.target_s = 0.0  # progress at which the present compute phase stops
         self.ckpt_s = 0.0  # progress saved by the last checkpoint
         self.since_ckpt_s = 0.0  # wall seconds computed since then (lost if it is killed)
         self.checkpoint_s = 0.0  # wall seconds spent writing checkpoints
@@ -279,61 +289,108 @@ class TrainingScheduler:
         self._run_from(job, now)
 
     def _run_from(self, job: Job, now: float) -> None:
-        """Start a run segment at ``now`` at the pool's present speed; schedule its end.
+        """Start a run segment at ``now`` at the pool's present speed; schedule the job's end.
 
-        A segment ends at the next change of phase: a checkpoint due, a checkpoint or restart
-        written, the job's end.
+        A segment lasts until the job ends or something changes it (a new cap, a suspension,
+        an interruption): its checkpoints and its reload are computed, not events.
         """
         assert job.placement is not None
         job.segment_start = now
-        job.speed = self.ledger.speed_training[job.placement.pool.index]
-        if job.phase == COMPUTE:
-            job.target_s = min(job.work_s, job.ckpt_s + job.policy.checkpoint_every_s)
-            ends = now + max(job.target_s - job.done_s, 0.0) / job.speed
+        speed = job.speed = self.ledger.speed_training[job.placement.pool.index]
+        policy = job.policy
+        if job.phase == COMPUTE and policy.checkpoint_every_s == INF:  # the common case
+            left = job.work_s - job.done_s
+            ends = now + (left if left > 0.0 else 0.0) / speed
         else:
-            ends = now + job.phase_left
-        self.clock.call_at(ends, job.p_free, partial(self._phase_end, job, job.token))
+            saved = job.done_s if job.phase == CHECKPOINT else job.ckpt_s
+            ends = (
+                now
+                + (job.phase_left if job.phase != COMPUTE else 0.0)
+                + max(job.work_s - job.done_s, 0.0) / speed
+                + policy.checkpoint_cost_s * _checkpoints_left(job.work_s, saved, policy)
+            )
+        self.clock.call_at(ends, job.p_free, partial(self._segment_end, job, job.token))
 
     def _end_segment(self, job: Job, now: float) -> None:
         """Count the time and work of the current run segment and void its scheduled end."""
         dt = now - job.segment_start
-        if job.phase == COMPUTE:
-            job.done_s = min(job.done_s + dt * job.speed, job.target_s)
-            job.since_ckpt_s += dt
-        elif job.phase == CHECKPOINT:
-            job.phase_left = max(job.phase_left - dt, 0.0)
-            job.checkpoint_s += dt
-            self.checkpoint_gpu_s += dt * job.gpus
-        else:
-            job.phase_left = max(job.phase_left - dt, 0.0)
-            job.restart_s += dt
-            self.restart_gpu_s += dt * job.gpus
+        self._advance(job, dt)
         job.run_s += dt
         job.segment_start = now
         job.token += 1
 
-    def _phase_end(self, job: Job, token: int) -> None:
-        """A run segment reached its scheduled end: the next phase, or the job's completion."""
+    def _advance(self, job: Job, dt: float) -> None:
+        """Move a running job's state on by ``dt`` seconds at its speed (not past its end).
+
+        In order: what is left of a reload or a checkpoint being written, then computing to
+        each checkpoint and writing it (whole cycles at once), then the part of the last one.
+        """
+        policy = job.policy
+        every, cost, speed = policy.checkpoint_every_s, policy.checkpoint_cost_s, job.speed
+        if job.phase != COMPUTE:
+            left = job.phase_left
+            if dt < left:
+                job.phase_left = left - dt
+                self._overhead(job, job.phase, dt)
+                return
+            dt -= left
+            self._overhead(job, job.phase, left)
+            if job.phase == CHECKPOINT:
+                job.ckpt_s = job.done_s
+                job.since_ckpt_s = 0.0
+            job.phase = COMPUTE
+            job.phase_left = 0.0
+        work = job.work_s
+        while True:
+            due = job.ckpt_s + every
+            target = due if due < work else work
+            wall = (target - job.done_s) / speed
+            if dt < wall:
+                job.done_s = min(job.done_s + dt * speed, target)
+                job.since_ckpt_s += dt
+                return
+            dt -= wall
+            job.done_s = target
+            job.since_ckpt_s += wall
+            if target >= work:
+                return
+            if dt < cost:
+                job.phase = CHECKPOINT
+                job.phase_left = cost - dt
+                self._overhead(job, CHECKPOINT, dt)
+                return
+            dt -= cost
+            self._overhead(job, CHECKPOINT, cost)
+            job.ckpt_s = job.done_s
+            job.since_ckpt_s = 0.0
+            cycles = min(
+                int(dt // (every / speed + cost)), _checkpoints_left(work, job.ckpt_s, policy)
+            )
+            if cycles > 0:  # whole cycles of computing and writing
+                dt -= cycles * (every / speed + cost)
+                job.done_s = job.ckpt_s = job.ckpt_s + cycles * every
+                self._overhead(job, CHECKPOINT, cycles * cost)
+
+    def _overhead(self, job: Job, phase: int, dt: float) -> None:
+        """Count ``dt`` seconds of writing a checkpoint or of reloading."""
+        if phase == CHECKPOINT:
+            job.checkpoint_s += dt
+            self.checkpoint_gpu_s += dt * job.gpus
+        else:
+            job.restart_s += dt
+            self.restart_gpu_s += dt * job.gpus
+
+    def _segment_end(self, job: Job, token: int) -> None:
+        """A run segment reached its scheduled end: the job's end."""
         if token != job.token:
             return  # the segment ended earlier (a new cap, a suspension, an interruption)
         now = self.clock.now
-        self._end_segment(job, now)
-        if job.phase == COMPUTE:
-            job.done_s = job.target_s
-            if job.done_s >= job.work_s:
-                self._complete(job)
-                return
-            job.phase = CHECKPOINT
-            job.phase_left = job.policy.checkpoint_cost_s
+        if job.phase == COMPUTE and job.policy.checkpoint_every_s == INF:  # the common case
+            job.run_s += now - job.segment_start
+            job.token += 1
         else:
-            job.phase_left = 0.0
-        if job.phase == CHECKPOINT and job.phase_left <= 0.0:
-            job.ckpt_s = job.done_s
-            job.since_ckpt_s = 0.0
-            job.phase = COMPUTE
-        elif job.phase == RESTART and job.phase_left <= 0.0:
-            job.phase = COMPUTE
-        self._run_from(job, now)
+            self._end_segment(job, now)
+        self._complete(job)
 
     def set_speeds(self, t: float, speed_by_pool: list[float]) -> None:
         """New power caps from ``t``: running jobs go on from their remaining work."""

@@ -83,7 +83,9 @@ class World:
             POWER_POLICIES[scn.scheduler.power_policy],
         )
         self.ledger.audit = audit
-        self.capacity = Capacity(self.pools)
+        self.reliability = bool(scn.outages or scn.maintenance or any(p.fails for p in scn.pools))
+        """Whether nodes can go down (failures, outages, maintenance)."""
+        self.capacity = Capacity(self.pools, track=self.reliability)
         self.scheduler = TrainingScheduler(
             self.clock, self.capacity, self.ledger, QUEUE_POLICIES[scn.scheduler.policy](), recorder
         )
@@ -125,7 +127,7 @@ class World:
             inputs,
             self.windows,
         )
-        if scn.outages or scn.maintenance or any(p.fails for p in scn.pools):
+        if self.reliability:
             self.ledger.board = self.board
             self.board.attach(
                 self.ledger,
