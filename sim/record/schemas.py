@@ -92,7 +92,12 @@ REQUESTS = (
         "null if the workload has no SLA or the request was unfinished but could still have met it",
     ),
     Column("replica", pa.int32(), "", "replica number within the workload; null if never started"),
-    Column("pool", DICT, "", "pool of the replica; null if never started"),
+    Column(
+        "pool",
+        DICT,
+        "",
+        "pool its replica sat in when it started (replicas move when their node goes down); null if never started",
+    ),
     Column("after_warmup", pa.bool_(), "", "arrived at or after the warm-up (counted in summary)"),
 )
 
@@ -247,13 +252,13 @@ TIMESERIES = (
         "checkpoint_gpu_hours",
         pa.float64(),
         "GPU·h",
-        "busy GPU-hours writing checkpoints since the start (counted as each ends)",
+        "busy GPU-hours writing checkpoints since the start (counted when the job's run segment ends: at its end, a new cap, a suspension or an interruption)",
     ),
     Column(
         "restart_gpu_hours",
         pa.float64(),
         "GPU·h",
-        "busy GPU-hours reloading after restarts since the start (counted as each ends)",
+        "busy GPU-hours reloading after restarts since the start (counted when the run segment ends)",
     ),
 )
 
