@@ -96,7 +96,8 @@ REQUESTS = (
         "pool",
         DICT,
         "",
-        "pool its replica sat in when it started (replicas move when their node goes down); null if never started",
+        "pool its replica sat in when it started (replicas move when their node goes down); "
+        "null if never started",
     ),
     Column("after_warmup", pa.bool_(), "", "arrived at or after the warm-up (counted in summary)"),
 )
@@ -252,13 +253,15 @@ TIMESERIES = (
         "checkpoint_gpu_hours",
         pa.float64(),
         "GPU·h",
-        "busy GPU-hours writing checkpoints since the start (counted when the job's run segment ends: at its end, a new cap, a suspension or an interruption)",
+        "busy GPU-hours writing checkpoints since the start (counted when the job's run "
+        "segment ends: at its end, a new cap, a suspension or an interruption)",
     ),
     Column(
         "restart_gpu_hours",
         pa.float64(),
         "GPU·h",
-        "busy GPU-hours reloading after restarts since the start (counted when the run segment ends)",
+        "busy GPU-hours reloading after restarts since the start (counted when the run "
+        "segment ends)",
     ),
 )
 
