@@ -210,9 +210,19 @@ class InferenceEngine:
 
     def suspend(self, r: int, t: float) -> None:
         """Pause replica ``r``'s request at ``t``, keeping its remaining work."""
+        left = self._stop_service(r, t)
+        if left is None:
+            raise ValueError(f"replica {r} is not serving")
+        self.suspended[r] = left
+
+    def _stop_service(self, r: int, t: float) -> float | None:
+        """Take replica ``r``'s request out of service at ``t``.
+
+        Returns its work still to do, or None if the replica is not serving.
+        """
         n = next((n for n, (_, rr) in enumerate(self.completions) if rr == r), -1)
         if n < 0:
-            raise ValueError(f"replica {r} is not serving")
+            return None
         end = self.completions[n][0]
         self.completions[n] = self.completions[-1]
         self.completions.pop()
@@ -223,7 +233,7 @@ class InferenceEngine:
         self.busy[s] -= 1
         if not self.busy[s]:
             self.pending_end_s[s] = 0.0
-        self.suspended[r] = (end - t) * self.speed[r]
+        return (end - t) * self.speed[r]
 
     def resume(self, r: int, t: float) -> None:
         """Resume a suspended replica's request from its remaining work."""
@@ -269,21 +279,9 @@ class InferenceEngine:
         self.down.add(r)
         self.retiring.discard(r)
         k = -1
-        left = 0.0
-        n = next((n for n, (_, rr) in enumerate(self.completions) if rr == r), -1)
-        if n >= 0:
-            end = self.completions[n][0]
-            self.completions[n] = self.completions[-1]
-            self.completions.pop()
-            heapify(self.completions)
-            s = self.slot[r]
-            self.started_s[s] -= end - t
-            self.pending_end_s[s] -= end
-            self.busy[s] -= 1
-            if not self.busy[s]:
-                self.pending_end_s[s] = 0.0
+        left = self._stop_service(r, t)
+        if left is not None:
             k = self.serving[r]
-            left = (end - t) * self.speed[r]  # work still to do
         elif r in self.suspended:
             left = self.suspended.pop(r)
             assert self.ledger is not None
@@ -295,6 +293,7 @@ class InferenceEngine:
         self.serving[r] = -1
         self.replicas[r] = None
         if k >= 0:
+            assert left is not None
             k -= self.base
             self.lost_gpu_s += max(self.demand[k] - left, 0.0) / self.speed[r] * self.gpus
             self._lost(k, t)
