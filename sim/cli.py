@@ -61,9 +61,16 @@ _SET_HELP = (
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="Run directory to write [default: outputs/<scenario name>/seed=<seed>].",
+    help="Run directory to write [default: outputs/<scenario name>/[<key>=<value>/...]"
+    "seed=<seed>, a folder per --set].",
 )
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a run directory that holds a different run (another scenario, other "
+    "overrides or another seed).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table."
@@ -73,6 +80,7 @@ def run(
     seed: int | None,
     out: Path | None,
     overrides: tuple[str, ...],
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -81,10 +89,10 @@ def run(
     Prints the run's estimated size and time first (on stderr), then a summary table (with
     --json, the summary.json content). A progress bar over simulated time shows on a terminal;
     with --quiet, or when stderr is not a terminal, there is none. A run that cannot fit this
-    machine's memory or the disk of its run directory is refused (exit 2) before it starts.
+    machine's memory or the disk of its run directory is refused (exit 2) before it starts,
+    and so is a run directory holding a different run, unless --overwrite.
     """
     from sim import runner
-    from sim.record.writer import prepare_out_dir
 
     prepared = runner.prepare(scenario, overrides, out_dir=out)
     scn = prepared.scenario
@@ -93,12 +101,15 @@ def run(
             click.echo(prepared.estimate.line(), err=True)
         _warn(prepared)
     actual_seed = scn.scenario.seed if seed is None else seed
-    target = out or runner.default_out_dir(scn.scenario.name, actual_seed)
-    prepare_out_dir(target)
+    target = out or runner.default_out_dir(scn.scenario.name, actual_seed, overrides)
     bar = _progress_bar(scn.scenario.name, scn.scenario.duration_s) if not quiet else None
     try:
         result = runner.run(
-            prepared, seed=actual_seed, progress=bar.update_to if bar else None, out=target
+            prepared,
+            seed=actual_seed,
+            progress=bar.update_to if bar else None,
+            out=target,
+            overwrite=overwrite,
         )
     finally:
         if bar is not None:
@@ -152,6 +163,106 @@ def _progress_bar(name: str, horizon_s: float) -> _Bar | None:
         bar_format=BAR_FORMAT,
         leave=False,
     )
+
+
+@cli.command()
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("outputs"),
+    show_default=True,
+    help="Folder holding the sweep's folder (<out>/<sweep name>/).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Local worker processes [default: the number of CPUs].",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run on a Dask distributed cluster (tcp://host:port) instead of locally.",
+)
+@click.option("--dry-run", is_flag=True, help="List the points and runs; run nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace run folders that hold a different run.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def sweep(
+    sweep_file: Path,
+    out: Path,
+    workers: int | None,
+    scheduler: str | None,
+    dry_run: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Run a parameter sweep: every point of SWEEP's grid, zip and samples, for each seed.
+
+    Every point is checked before anything runs (exit 2 naming the point and the key). Runs
+    already done (their manifest matches) are not redone, so an interrupted sweep continues
+    where it stopped. Writes <out>/<name>/<axis>=<value>/.../seed=<n>/ run directories, then
+    summary.parquet (one row per run) and summary_ci.parquet (mean and 95 % confidence
+    interval per point). Exit code 1 if some runs failed (their errors are in the summary).
+    """
+    from sim.sweep import make_plan, run_sweep, status
+
+    plan = make_plan(sweep_file, out)
+    if dry_run:
+        _list_plan(plan, status(plan))
+        return
+    progress = None if quiet else _run_bar(plan.name)
+    report = run_sweep(
+        plan, workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress
+    )
+    if not quiet:
+        click.echo(
+            f"sweep {plan.name}: {report.runs} runs, {report.ran} run now, {report.skipped} "
+            f"done before, {len(report.failed)} failed"
+        )
+        click.echo(f"summary: {report.summary_path}")
+        click.echo(f"per point: {report.ci_path}")
+        if report.strays:
+            click.echo(
+                f"warning: {len(report.strays)} run folder(s) under {plan.root} are not runs of "
+                f"this sweep (e.g. {report.strays[0]}); a dataset read of the folder includes "
+                "them",
+                err=True,
+            )
+    for run_dir, error in report.failed.items():
+        click.echo(f"failed: {run_dir}: {error}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+def _list_plan(plan: Any, where: Any) -> None:
+    state = {t.index: "done" for t in where.done}
+    state.update({t.index: "to run" for t in where.todo})
+    state.update({t.index: "different run (needs --overwrite)" for t, _ in where.different})
+    click.echo(
+        f"sweep {plan.name}: {len(plan.points)} points, {len(plan.tasks)} runs -> {plan.root}"
+    )
+    for task in plan.tasks:
+        click.echo(f"  point {task.point}  {task.relative}  [{state[task.index]}]")
+
+
+def _run_bar(name: str) -> Any:
+    """A tqdm bar over runs (with the time left) on a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def start(total: int, done: int) -> Any:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=done, desc=name, unit="run", leave=False)
+
+        def tick(outcome: Any) -> None:
+            bar.update(1)
+            if bar.n >= total:
+                bar.close()
+
+        return tick
+
+    return start
 
 
 @cli.command()

@@ -487,6 +487,42 @@ def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> S
     return Series(times_s=times, values=values)
 
 
+_READ: dict[tuple[Any, ...], Any] = {}
+"""Data this process has read, keyed by what was asked and the file's size and modification
+time: a sweep worker reads each data file once, not once per run."""
+_READ_LIMIT = 64
+
+
+def _cached(path: Path, key: tuple[Any, ...], read: Callable[[], Any]) -> Any:
+    """``read()``, or what it gave for the same ``key`` while ``path`` was unchanged."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return read()
+    full = (*key, stat.st_mtime_ns, stat.st_size)
+    if full not in _READ:
+        if len(_READ) >= _READ_LIMIT:
+            _READ.clear()
+        _READ[full] = read()
+    return _READ[full]
+
+
+def _empirical(spec: Empirical) -> np.ndarray:
+    def read() -> np.ndarray:
+        values = read_empirical(spec)
+        values.setflags(write=False)
+        return values
+
+    result: np.ndarray = _cached(spec.path, ("empirical", spec.model_dump_json()), read)
+    return result
+
+
+def _series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> Series:
+    key = ("series", spec.model_dump_json(), start, horizon_s)
+    result: Series = _cached(spec.path, key, lambda: read_series(spec, start, horizon_s))
+    return result
+
+
 def _series_specs(scn: Scenario) -> list[tuple[str, SeriesFile]]:
     """The scenario's series, each with its key path."""
     facility = scn.facility
@@ -501,7 +537,8 @@ def _series_specs(scn: Scenario) -> list[tuple[str, SeriesFile]]:
 def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
     """Read every data file ``scn`` refers to; return what was read and every problem.
 
-    Each distinct file (with its columns) is read once; a series' problems are reported at its
+    Each distinct file (with its columns) is read once, and once per process while it is
+    unchanged (``_cached``); a series' problems are reported at its
     key (``facility.price.value_column``), and a missing start at ``scenario.start``.
     """
     inputs = Inputs()
@@ -518,7 +555,7 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
         if ident in inputs.samples:
             continue
         try:
-            inputs.samples[ident] = read_empirical(spec)
+            inputs.samples[ident] = _empirical(spec)
         except DataFileError as exc:
             problems.append(Problem(f"workloads.{wl.name}.{key}.{exc.key}", str(exc)))
     failed: dict[tuple[Path, str, str], DataFileError] = {}
@@ -526,9 +563,7 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
         sid = (series.path, series.time_column, series.value_column)
         if sid not in inputs.series and sid not in failed:
             try:
-                inputs.series[sid] = read_series(
-                    series, scn.scenario.start, scn.scenario.duration_s
-                )
+                inputs.series[sid] = _series(series, scn.scenario.start, scn.scenario.duration_s)
             except DataFileError as exc:
                 failed[sid] = exc
         error = failed.get(sid)

@@ -145,7 +145,7 @@ def prepare(
     target = (
         Path(out_dir)
         if out_dir is not None
-        else default_out_dir(scn.scenario.name, scn.scenario.seed)
+        else default_out_dir(scn.scenario.name, scn.scenario.seed, overrides)
     )
     too_big = sizing.size_problems(scn, size, target)
     if too_big:
@@ -218,9 +218,15 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
     }
 
 
-def default_out_dir(scenario_name: str, seed: int) -> Path:
-    """``outputs/<scenario name>/seed=<seed>``, relative to the working directory."""
-    return Path("outputs") / scenario_name / f"seed={seed}"
+def default_out_dir(scenario_name: str, seed: int, overrides: Iterable[str] = ()) -> Path:
+    """``outputs/<scenario name>/[<key>=<value>/...]seed=<seed>``, relative to the working dir.
+
+    Each ``--set KEY=VALUE`` adds its folder, in order, as a sweep point with those values
+    would, so a run with overrides never lands on the plain scenario's run.
+    """
+    from sim.config.sweep import override_folders
+
+    return Path("outputs", scenario_name, *override_folders(overrides), f"seed={seed}")
 
 
 def _request_recording(
@@ -248,6 +254,7 @@ def run(
     source: str | None = None,
     out: str | os.PathLike[str] | None = None,
     audit: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
     """Simulate a scenario (a file path, a ``Scenario`` or a ``Prepared``) into a run directory.
 
@@ -255,15 +262,17 @@ def run(
     ``sim run --set``; ``progress`` is called with the simulated time as the run advances;
     ``source`` names a Scenario object's file in messages; ``out`` is the run directory (new,
     empty or a previous run's); without it the run goes to a temporary directory that lives as
-    long as the result (``write_run`` copies it). ``audit`` checks the power ledger at every
-    change (slow; for tests). Raises ScenarioError for bad input.
+    long as the result (``write_run`` copies it). ``out`` holding another run (another
+    scenario, other overrides, another seed) is replaced only with ``overwrite``. ``audit``
+    checks the power ledger at every change (slow; for tests). Raises ScenarioError for bad
+    input, UserError for an ``out`` that cannot be written or holds another run.
     """
     from sim.analysis.rundir import load_table
     from sim.analysis.summary import summarize
     from sim.model.world import simulate
     from sim.record.recorder import Recorder
     from sim.record.schemas import SCHEMA_VERSION
-    from sim.record.writer import finish_run_dir, prepare_out_dir
+    from sim.record.writer import finish_run_dir, prepare_out_dir, run_identity
 
     if isinstance(scenario, Prepared):
         if overrides:
@@ -280,8 +289,9 @@ def run(
         raise ScenarioError(prepared.source, [problem])
     temporary = out is None
     run_dir = Path(tempfile.mkdtemp(prefix="sim-run-")) if out is None else Path(out)
+    dump = scn.model_dump(mode="json", by_alias=True)
     if not temporary:
-        prepare_out_dir(run_dir)
+        prepare_out_dir(run_dir, run_identity(dump, seed), overwrite)
     levels, rngs = _request_recording(scn, seed)
     recorder = Recorder(
         out_dir=run_dir,
@@ -324,7 +334,7 @@ def run(
             "rows": rows,
             "simulated": {"requests": recorder.requests_seen, "jobs": rows["jobs"]},
             "run": meta,
-            "scenario": scn.model_dump(mode="json", by_alias=True),
+            "scenario": dump,
         }
         finish_run_dir(run_dir, rows, summary, manifest)
     except OSError as exc:
@@ -353,18 +363,22 @@ def run(
     return result
 
 
-def write_run(result: RunResult, out_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Copy a run's directory to ``out_dir`` (default ``outputs/<scenario>/seed=<seed>``).
+def write_run(
+    result: RunResult, out_dir: str | os.PathLike[str] | None = None, overwrite: bool = False
+) -> Path:
+    """Copy a run's directory to ``out_dir`` (default as ``default_out_dir``).
 
-    A run made with ``out`` is already written: asking for its own directory does nothing.
+    A run made with ``out`` is already written: asking for its own directory does nothing. A
+    directory holding another run is replaced only with ``overwrite``.
     """
-    from sim.record.writer import copy_run_dir
+    from sim.record.writer import copy_run_dir, run_identity
 
     out = (
         Path(out_dir)
         if out_dir is not None
-        else default_out_dir(result.scenario.scenario.name, result.seed)
+        else default_out_dir(result.scenario.scenario.name, result.seed, result.overrides)
     )
     if out.resolve() != result.run_dir.resolve():
-        copy_run_dir(result.run_dir, out)
+        dump = result.scenario.model_dump(mode="json", by_alias=True)
+        copy_run_dir(result.run_dir, out, run_identity(dump, result.seed), overwrite)
     return out

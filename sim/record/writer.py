@@ -40,11 +40,35 @@ def _foreign(out: Path) -> list[str]:
     return foreign
 
 
-def prepare_out_dir(out: Path) -> None:
+def read_identity(out: Path) -> dict[str, Any] | None:
+    """What run a complete run directory holds (``run_identity``); None if it holds none."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("simulator") != "sim":
+        return None
+    return {"scenario": manifest.get("scenario"), "seed": manifest.get("seed")}
+
+
+def run_identity(scenario: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """What makes two runs the same run: the checked scenario (overrides applied) and the seed.
+
+    ``scenario`` is the scenario's JSON dump; it goes through JSON so that it compares equal to
+    what a manifest holds.
+    """
+    return {"scenario": json.loads(json.dumps(scenario)), "seed": seed}
+
+
+def prepare_out_dir(
+    out: Path, identity: Mapping[str, Any] | None = None, overwrite: bool = False
+) -> None:
     """Create ``out`` if needed, check it can be written, and remove a stale manifest.
 
     ``out`` must be new, empty, or a previous run's directory: sim refuses to write among
-    files it did not write.
+    files it did not write. When ``out`` holds a complete run whose ``run_identity`` differs
+    from ``identity`` (another scenario, other overrides or another seed), it is replaced only
+    with ``overwrite``.
     """
     try:
         if out.exists() and not out.is_dir():
@@ -57,6 +81,9 @@ def prepare_out_dir(out: Path) -> None:
                     f"{out}: holds files sim did not write ({shown}); choose an empty folder or "
                     "a previous run's folder for --out"
                 )
+            held = read_identity(out)
+            if identity is not None and held is not None and held != identity and not overwrite:
+                raise UserError(f"{out}: {different_run(held, identity)}")
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-check"
         probe.write_bytes(b"")
@@ -67,6 +94,22 @@ def prepare_out_dir(out: Path) -> None:
         raise UserError(
             f"{out}: cannot write the run directory ({reason}); choose another --out"
         ) from None
+
+
+def different_run(held: Mapping[str, Any], identity: Mapping[str, Any]) -> str:
+    """Why a run directory holds another run than ``identity``, and how to replace it."""
+    old, new = held.get("scenario") or {}, identity.get("scenario") or {}
+    name = (old.get("scenario") or {}).get("name") if isinstance(old, dict) else None
+    if held.get("seed") != identity.get("seed"):
+        what = f"seed {held.get('seed')}"
+    elif name != (new.get("scenario") or {}).get("name"):
+        what = f"scenario {name!r}"
+    else:
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = f"scenario {name!r} with other values in {', '.join(changed) or 'it'}"
+    return (
+        f"holds a different run ({what}); choose another --out, or pass --overwrite to replace it"
+    )
 
 
 def _atomic(path: Path, write: Any) -> None:
@@ -125,9 +168,14 @@ def finish_run_dir(
         raise UserError(f"{out}: cannot write the run directory ({reason})") from None
 
 
-def copy_run_dir(src: Path, out: Path) -> None:
-    """Copy a complete run directory to ``out`` (new, empty or a previous run's), manifest last."""
-    prepare_out_dir(out)
+def copy_run_dir(
+    src: Path, out: Path, identity: Mapping[str, Any] | None = None, overwrite: bool = False
+) -> None:
+    """Copy a complete run directory to ``out`` (new, empty or a previous run's), manifest last.
+
+    ``identity`` and ``overwrite`` are as for ``prepare_out_dir``.
+    """
+    prepare_out_dir(out, identity, overwrite)
     names = [f"{name}.parquet" for name in TABLES] + [SUMMARY, MANIFEST]
     try:
         for name in names:
