@@ -1,5 +1,5 @@
 # Quick start: `make run` (runs scenarios/default.toml) and `make test`.
-# Both create .venv/ with the project installed (editable) and its dev and bench tools first.
+# Both create .venv/ with the project installed (editable), its dev and bench tools and Dask first.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "sim needs Python >= 3.11; set PYTHON=python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,dask]'
 	touch $(STAMP)
 
 run: $(STAMP)

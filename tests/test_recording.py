@@ -231,7 +231,7 @@ def test_latency_percentiles_are_within_1pct_of_the_order_statistics(run_text):
     for what, summary, latency in scopes:
         for q in (50, 95, 99):
             assert_within_1pct(summary[f"request_latency_p{q}_s"], latency, q, what)
-        assert summary["request_latency_mean_s"] == pytest.approx(latency.mean(), rel=1e-12)
+        assert summary["request_latency_mean_s"] == pytest.approx(latency.mean(), rel=1e-11)
         assert summary["requests_served"] == len(latency)
 
 

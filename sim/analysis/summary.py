@@ -25,9 +25,26 @@ Loader = Callable[[str, Sequence[str]], pd.DataFrame]
 """Reads columns of one output table (``"timeseries"``, ...) as a DataFrame (all if empty)."""
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """An Arrow table as pandas, keeping nullable booleans as the ``boolean`` dtype."""
-    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+def to_frame(table: pa.Table, nullable: bool = True) -> pd.DataFrame:
+    """An output table as pandas, with the dtypes a plain ``pd.read_parquet`` of its file gives.
+
+    Integers read as pandas' nullable ``Int32``/``Int64`` and booleans as ``boolean``, whether
+    a column holds nulls or not (``sim.record.schemas.PANDAS_DTYPES``), also for a table
+    without the pandas metadata the run's files carry. ``nullable=False`` gives the NumPy
+    dtypes instead: integers as ``int32``/``int64``, or ``float64`` where a column holds nulls
+    (booleans stay ``boolean``).
+    """
+    if nullable:
+        mapping = {
+            pa.int32(): pd.Int32Dtype(),
+            pa.int64(): pd.Int64Dtype(),
+            pa.bool_(): pd.BooleanDtype(),
+        }
+        frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get)
+    else:
+        frame = table.to_pandas(
+            types_mapper={pa.bool_(): pd.BooleanDtype()}.get, ignore_metadata=True
+        )
     return frame
 
 
@@ -310,8 +327,21 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+SIGNIFICANT_DIGITS = 12
+"""Digits a summary figure keeps: float sums carry noise in the 16th digit (a ``pue`` of
+1.2999999999999998, an availability of 0.9999999999999998), far below any figure's meaning."""
+
+
+def _tidy(x: float | None) -> float | None:
+    """``x`` to ``SIGNIFICANT_DIGITS`` significant digits (None stays None)."""
+    return None if x is None else float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
 def _clean(value: Any) -> Any:
-    """Make a summary JSON-safe: NumPy scalars to Python, NaN and infinities to None."""
+    """Make a summary JSON-safe and tidy.
+
+    NumPy scalars become Python, NaN and infinities None, floats keep ``SIGNIFICANT_DIGITS``.
+    """
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -321,5 +351,5 @@ def _clean(value: Any) -> Any:
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, float | np.floating):
-        return _num(value)
+        return _tidy(_num(value))
     return value
