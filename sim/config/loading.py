@@ -139,9 +139,9 @@ def _field_keys(model: type[BaseModel]) -> dict[str, Any]:
     return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
 
 
-def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+def _model_at(loc: Sequence[Any], root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
     """The model class found at a pydantic error location, through lists and tagged unions."""
-    tp: Any = Scenario
+    tp: Any = root
     for item in loc:
         tp = _unwrap(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -205,15 +205,15 @@ def _unquote(value: Any) -> str:
     return str(value or "").strip("'\"")
 
 
-def describe_error(err: Any) -> str:
-    """A short, plain message for one pydantic error."""
+def describe_error(err: Any, root: type[BaseModel] = Scenario) -> str:
+    """A short, plain message for one pydantic error of a ``root`` model (a scenario)."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     loc = err["loc"]
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
+        model = _model_at(loc[:-1], root)
         keys = sorted(_field_keys(model)) if model else []
         hint = nearest(str(loc[-1]), keys)
         msg = "unknown key"

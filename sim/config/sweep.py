@@ -49,7 +49,10 @@ class Sample(Frozen):
     """How many points."""
     seed: Annotated[int, Field(ge=0)] = 0
     """Seed of the sampling (not of the runs)."""
-    ranges: Annotated[dict[str, tuple[int, int] | tuple[float, float]], Field(min_length=1)]
+    ranges: Annotated[
+        dict[str, Annotated[list[int | float], Field(min_length=2, max_length=2)]],
+        Field(min_length=1),
+    ]
     """``key = [low, high]``: integers when both bounds are integers, else floats."""
 
     @model_validator(mode="after")
@@ -121,7 +124,7 @@ def read_sweep(path: str | Path) -> SweepFile:
         return SweepFile.model_validate(raw)
     except ValidationError as exc:
         problems = [
-            Problem(key_path(e["loc"], raw), describe_error(e))
+            Problem(key_path(e["loc"], raw), describe_error(e, SweepFile))
             for e in exc.errors(include_url=False)
         ]
         raise ScenarioError(source, problems) from None

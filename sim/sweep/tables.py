@@ -153,9 +153,9 @@ def ci_frame(summary: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     groups = summary[ok].groupby("point", sort=True)
     data: dict[str, Any] = {name: points[name] for name in ("point", *axes)}
     counts = groups.size().reindex(points["point"], fill_value=0).to_numpy()
-    failed = (~ok).groupby(summary["point"]).sum().reindex(points["point"]).to_numpy()
-    data["runs"] = pd.array(counts, dtype="Int64")
-    data["failed"] = pd.array(failed, dtype="Int64")
+    failed = (~ok).astype("int64").groupby(summary["point"]).sum().reindex(points["point"])
+    data["runs"] = pd.Series(counts, dtype="Int64")
+    data["failed"] = pd.Series(failed.to_numpy(), dtype="Int64")
     half_width = {n: t_quantile(0.975, n - 1) if n > 1 else math.nan for n in set(counts)}
     t = np.array([half_width[n] for n in counts])
     for name in figures:
