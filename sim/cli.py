@@ -318,6 +318,32 @@ def summarize(run_dir: Path, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("source", metavar="RUN_OR_SWEEP_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="File format: CSV, or flat Parquet (plain strings, no partition folders).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Folder to write [default: RUN_OR_SWEEP_DIR-<format> beside it].",
+)
+def export(source: Path, fmt: str, out: Path | None) -> None:
+    """Write a run directory or a sweep folder as flat files, one per table.
+
+    A sweep's runs are stacked into one file per table, each row led by its run folder
+    (`run`), axis values and `seed`; the sweep's summary and summary_ci tables come too.
+    """
+    from sim.analysis.export import export as export_dir
+
+    click.echo(f"exported to {export_dir(source, fmt, out)}")
+
+
+@cli.command()
 @click.option("--out", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of scenario files.

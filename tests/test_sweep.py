@@ -368,3 +368,36 @@ def test_sim_run_with_set_gets_the_folders_a_sweep_point_would(tmp_path: Path) -
         assert forced.exit_code == 0, forced.output
     finally:
         os.chdir(cwd)
+
+
+def test_export_stacks_a_sweep_into_flat_files_led_by_run_axes_and_seed(tmp_path: Path) -> None:
+    sweep = _write(tmp_path, duration="5m", replications=1)
+    plan = make_plan(sweep, tmp_path / "out")
+    run_sweep(plan, workers=1)
+    result = CliRunner().invoke(cli, ["export", str(plan.root), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    folder = plan.root.with_name("grid-csv")
+    requests = pd.read_csv(folder / "requests.csv")
+    assert list(requests.columns[:5]) == [
+        "run",
+        "workloads.chat.replicas",
+        "workloads.chat.arrival.rate_per_s",
+        "seed",
+        "request_id",
+    ]
+    for task in plan.tasks:
+        manifest = json.loads((Path(task.run_dir) / MANIFEST).read_text())
+        mine = requests[requests["run"] == task.relative]
+        assert len(mine) == manifest["rows"]["requests"]
+        assert (
+            mine["workloads.chat.replicas"] == dict(task.values)["workloads.chat.replicas"]
+        ).all()
+    assert len(pd.read_csv(folder / "summary.csv")) == 4
+    one = plan.tasks[0].run_dir
+    out = tmp_path / "flat"
+    result = CliRunner().invoke(cli, ["export", one, "--format", "parquet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    flat = pd.read_parquet(out / "requests.parquet")
+    assert len(flat) == json.loads((Path(one) / MANIFEST).read_text())["rows"]["requests"]
+    again = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(out)])
+    assert again.exit_code == 2 and "neither a run directory" in again.output
