@@ -52,14 +52,19 @@ i. the site-year with failures: ``benchmarks/year_site_failures.toml``, the same
    not counted as events. It reads the site-year's price file; ``--skip-year`` skips it too
    and ``--quick`` shortens it the same way.
 
+j. a sweep: ``sim sweep benchmarks/sweep_16.toml`` (16 runs of the M/M/8 queue for two days,
+   about 1.2 million requests each) with 1 local worker and with 2, each from an empty output
+   folder: wall times and the speed-up, at least 1.7x on a 2-core machine.
+
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
 ``--only KEY,...`` measures only those runs (keys: startup, mmc, ciw, two_1m, two_10m,
 train_2000, train_200, default, services_16, replicas_2048, beside, beside_alone, site_day,
-year_site, year_failures) and reports only the figures they give. Everything is written to
-``benchmarks/.work/results.json`` (with ``--only``, to ``results-<keys>.json`` beside it).
+year_site, year_failures, sweep_1, sweep_2) and reports only the figures they give.
+Everything is written to ``benchmarks/.work/results.json`` (with ``--only``, to
+``results-<keys>.json`` beside it).
 
 Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick] [--skip-site]
-       [--skip-year] [--only KEY,...] [--year-prices]
+       [--skip-year] [--skip-sweep] [--only KEY,...] [--year-prices]
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,6 +101,7 @@ SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
 YEAR = HERE / "year_site.toml"
 YEAR_FAILURES = HERE / "year_site_failures.toml"  # the same site-year with failures and outages
+SWEEP = HERE / "sweep_16.toml"  # 16 runs of the M/M/8 queue, for sim sweep with 1 and 2 workers
 ERCOT = ROOT / "scenarios" / "data" / "ercot_hb_south_2024_15min_prices.parquet"
 YEAR_DATA = ROOT / "outputs" / "bench-year-site"  # generated data: outputs/ is not in git
 YEAR_PRICES = YEAR_DATA / "ercot_hb_south_2023_365d_15min_prices.parquet"  # year_site.toml's
@@ -117,6 +124,7 @@ ERLANG_C_WAIT_S = 0.877  # M/M/8, lambda 7.2, mu 1: C = 0.7015, W = C / (c mu - 
 # Scaling: work x cluster size would give a time ratio of ~100; a ratio within twice the
 # work ratio (so <= ~20) passes as "grows with the work".
 SCALING_SLACK = 2.0
+SWEEP_SPEEDUP_MIN = 1.7  # 2 local workers against 1 on a 2-core machine
 
 MIB = 1024 * 1024
 
@@ -142,6 +150,7 @@ class Command:
     scenario: Path | None = None  # the scenario of a sim run, and its --set items
     overrides: list[str] = field(default_factory=list)
     json_stdout: bool = False  # ciw_mmc.py prints one JSON line
+    fresh: Path | None = None  # removed before each run (a sweep would resume, not run again)
     samples: list[Sample] = field(default_factory=list)
 
     def median(self, name: str) -> float:
@@ -163,9 +172,18 @@ def sim_run(key: str, label: str, scenario: Path, *overrides: str) -> Command:
     return Command(key, label, argv, out_dir=out, scenario=scenario, overrides=list(overrides))
 
 
+def sim_sweep(workers: int) -> Command:
+    """``sim sweep`` of ``sweep_16.toml`` with ``workers`` local workers, from nothing."""
+    out = WORK / f"sweep_{workers}"
+    argv = [SIM, "sweep", str(SWEEP), "--out", str(out), "--workers", str(workers), "--quiet"]
+    return Command(f"sweep_{workers}", f"sweep, 16 runs, {workers} worker(s)", argv, fresh=out)
+
+
 def measure(cmd: Command) -> Sample:
     """Run ``cmd`` as a child process; its wall time, CPU time and peak RSS."""
     WORK.mkdir(parents=True, exist_ok=True)
+    if cmd.fresh is not None:
+        shutil.rmtree(cmd.fresh, ignore_errors=True)
     stdout_path = WORK / f"{cmd.key}.stdout"
     stderr_path = WORK / f"{cmd.key}.stderr"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -384,6 +402,8 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
                 *year_set,
             )
         )
+    if not args.skip_sweep:
+        cmds += [sim_sweep(1), sim_sweep(2)]
     if args.only:
         # every other round may run backwards, so the order of the keys does not matter
         cmds = [c for c in cmds if c.key in args.only]
@@ -555,6 +575,19 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
             "peak_rss_mib": site.median("peak_rss_mib"),
         }
 
+    if "sweep_1" in cmds and "sweep_2" in cmds:
+        one, two = cmds["sweep_1"], cmds["sweep_2"]
+        speedup = one.median("wall_s") / two.median("wall_s")
+        res["j_sweep"] = {
+            "runs": 16,
+            "one_worker_wall_s": one.median("wall_s"),
+            "two_workers_wall_s": two.median("wall_s"),
+            "one_worker_cpu_s": one.median("cpu_s"),
+            "two_workers_cpu_s": two.median("cpu_s"),
+            "speedup": speedup,
+            "speedup_target": SWEEP_SPEEDUP_MIN,
+            "verdict": verdict(speedup >= SWEEP_SPEEDUP_MIN),
+        }
     if "year_site" in cmds:
         res["h_site_year"] = site_year(cmds["year_site"])
     if "year_failures" in cmds:
@@ -840,6 +873,13 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
                 f"x{v['cpu_ratio']:.2f}, peak memory x{v['peak_rss_ratio']:.2f}, events "
                 f"x{v['events_ratio']:.3f}, events/s x{v['events_per_s_ratio']:.2f}"
             )
+    if "j_sweep" in res:
+        j = res["j_sweep"]
+        out.append(
+            f"j. sweep of 16 runs: 1 worker {j['one_worker_wall_s']:.1f} s, 2 workers "
+            f"{j['two_workers_wall_s']:.1f} s: speed-up x{j['speedup']:.2f} (target "
+            f">= {j['speedup_target']:.1f}): {j['verdict']}"
+        )
     if "startup" in res:
         s = res["startup"]
         out.append(f"   start-up (a 60 s run): {s['wall_s']:.2f} s, {s['peak_rss_mib']:.0f} MiB")
@@ -866,6 +906,9 @@ def main() -> None:
         metavar="KEY,...",
         help="measure only these runs (e.g. year_site, or startup,mmc); "
         "results go to results-<keys>.json",
+    )
+    parser.add_argument(
+        "--skip-sweep", action="store_true", help="skip the 16-run sweeps (~1 min together)"
     )
     parser.add_argument(
         "--year-prices",
