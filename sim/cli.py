@@ -270,7 +270,7 @@ def _run_bar(name: str) -> Any:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
 def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: bool) -> None:
-    """Check scenario files without running them.
+    """Check scenario files (and sweep files, every point) without running them.
 
     Checks every key and value; that the run fits this machine's memory and the free disk of
     its default run directory; then, all at once, the references between sections (GPU
@@ -279,10 +279,14 @@ def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: boo
     one. Warnings (e.g. jobs too large for any pool) do not fail. For each good file, prints
     the estimate of its run: requests, rows, jobs, peak memory, disk and time.
     """
+    from sim.config.sweep import is_sweep_file
     from sim.runner import prepare
 
     failed = 0
     for path in scenarios:
+        if is_sweep_file(path):
+            failed += _validate_sweep(path, overrides, quiet)
+            continue
         try:
             prepared = prepare(path, overrides)
         except UserError as error:
@@ -296,6 +300,23 @@ def validate(scenarios: tuple[Path, ...], overrides: tuple[str, ...], quiet: boo
                 click.echo(f"  {prepared.estimate.line()}")
     if failed:
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _validate_sweep(path: Path, overrides: tuple[str, ...], quiet: bool) -> int:
+    """Check every point of a sweep file; 1 if it has problems, else 0."""
+    from sim.sweep import make_plan
+
+    if overrides:
+        click.echo(f"error: {path}: --set does not apply to a sweep file; edit its axes", err=True)
+        return 1
+    try:
+        plan = make_plan(path)
+    except UserError as error:
+        click.echo(f"error: {error.render()}", err=True)
+        return 1
+    if not quiet:
+        click.echo(f"ok: {path} (a sweep: {len(plan.points)} points, {len(plan.tasks)} runs)")
+    return 0
 
 
 @cli.command()

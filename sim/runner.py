@@ -306,6 +306,7 @@ def run(
         warmup_s=scn.scenario.warmup_s,
         sample_every_s=scn.scenario.sample_every_s,
         start=scn.scenario.start,
+        timezone=scn.scenario.timezone,
         request_levels=levels,
         sample_rngs=rngs,
     )

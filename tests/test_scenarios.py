@@ -152,3 +152,13 @@ def test_design_example_runs(tmp_path: Path) -> None:
     assert s["jobs_completed"] == 0
     out = sim.write_run(result, tmp_path / "run")
     assert (out / "manifest.json").exists()
+
+
+SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.name)
+def test_shipped_sweeps_validate_every_point(path: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "a sweep:" in result.output

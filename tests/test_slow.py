@@ -75,3 +75,20 @@ def test_shipped_scenarios_run_in_full_and_summarize_back(path, tmp_path):
     result = sim.run(path)
     out = sim.write_run(result, tmp_path / "run")
     assert summarize_run_dir(out) == result.summary
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.parent.joinpath("sweeps").glob("*.toml")))
+def test_shipped_sweeps_run_in_full(path, tmp_path):
+    """Every shipped sweep, every run: one summary row each, and a CI row per point."""
+    import pandas as pd
+
+    from sim.sweep import make_plan, run_sweep
+
+    plan = make_plan(path, tmp_path)
+    report = run_sweep(plan, workers=2)
+    assert not report.failed and report.ran == len(plan.tasks)
+    summary = pd.read_parquet(report.summary_path)
+    assert len(summary) == len(plan.tasks) and (summary["status"] == "ok").all()
+    ci = pd.read_parquet(report.ci_path)
+    assert len(ci) == len(plan.points)
+    assert (ci["sla_attainment.ci95_low"] <= ci["sla_attainment.mean"]).all()

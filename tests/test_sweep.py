@@ -399,5 +399,7 @@ def test_export_stacks_a_sweep_into_flat_files_led_by_run_axes_and_seed(tmp_path
     assert result.exit_code == 0, result.output
     flat = pd.read_parquet(out / "requests.parquet")
     assert len(flat) == json.loads((Path(one) / MANIFEST).read_text())["rows"]["requests"]
+    assert str(flat["replica"].dtype) == "Int32" and str(flat["sla_met"].dtype) == "boolean"
+    assert str(flat["workload"].dtype) == "str", "flat: plain strings, not categories"
     again = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(out)])
     assert again.exit_code == 2 and "neither a run directory" in again.output

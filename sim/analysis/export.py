@@ -22,7 +22,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from sim.errors import UserError
-from sim.record.schemas import TABLES
+from sim.record.schemas import TABLES, pandas_metadata
 from sim.record.writer import MANIFEST
 
 FORMATS = ("csv", "parquet")
@@ -44,6 +44,18 @@ def _flat(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
 
+def _with_pandas_metadata(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the pandas metadata a run's files carry.
+
+    Integers and booleans then read back as pandas' nullable types; a schema with a column
+    type the metadata does not know is left without it.
+    """
+    try:
+        return schema.with_metadata({b"pandas": pandas_metadata(list(schema))})
+    except KeyError:
+        return schema.remove_metadata()
+
+
 class _Output:
     """One exported file, written under a temporary name and renamed by ``commit``."""
 
@@ -56,11 +68,11 @@ class _Output:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
-            self.schema = batch.schema
+            self.schema = _with_pandas_metadata(batch.schema)
             if self.fmt == "csv":
-                self.writer = pcsv.CSVWriter(self.tmp, batch.schema)
+                self.writer = pcsv.CSVWriter(self.tmp, self.schema)
             else:
-                self.writer = pq.ParquetWriter(self.tmp, batch.schema, compression="zstd")
+                self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
         assert self.schema is not None
         if self.fmt == "csv":
             self.writer.write_batch(batch.cast(self.schema))

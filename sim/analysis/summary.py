@@ -25,26 +25,19 @@ Loader = Callable[[str, Sequence[str]], pd.DataFrame]
 """Reads columns of one output table (``"timeseries"``, ...) as a DataFrame (all if empty)."""
 
 
-def to_frame(table: pa.Table, nullable: bool = True) -> pd.DataFrame:
+def to_frame(table: pa.Table) -> pd.DataFrame:
     """An output table as pandas, with the dtypes a plain ``pd.read_parquet`` of its file gives.
 
-    Integers read as pandas' nullable ``Int32``/``Int64`` and booleans as ``boolean``, whether
+    Integers read as pandas' nullable ``Int32``/``Int64`` and booleans as ``boolean`` whether
     a column holds nulls or not (``sim.record.schemas.PANDAS_DTYPES``), also for a table
-    without the pandas metadata the run's files carry. ``nullable=False`` gives the NumPy
-    dtypes instead: integers as ``int32``/``int64``, or ``float64`` where a column holds nulls
-    (booleans stay ``boolean``).
+    without the pandas metadata the run's files carry.
     """
-    if nullable:
-        mapping = {
-            pa.int32(): pd.Int32Dtype(),
-            pa.int64(): pd.Int64Dtype(),
-            pa.bool_(): pd.BooleanDtype(),
-        }
-        frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get)
-    else:
-        frame = table.to_pandas(
-            types_mapper={pa.bool_(): pd.BooleanDtype()}.get, ignore_metadata=True
-        )
+    mapping = {
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get)
     return frame
 
 

@@ -59,6 +59,15 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
                 related=("scenario.duration",),
             )
         )
+    if meta.timezone is not None and meta.start is None:
+        problems.append(
+            Problem(
+                "scenario.timezone",
+                "needs scenario.start: local times are of calendar times (set scenario.start, "
+                "e.g. 2024-07-15T08:00:00Z, or remove scenario.timezone)",
+                related=("scenario.start",),
+            )
+        )
 
     for section, names in (
         ("gpu_types", [g.name for g in scn.gpu_types]),

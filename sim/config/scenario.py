@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +15,7 @@ from sim.config.distributions import Distribution
 from sim.config.facility import Facility
 from sim.config.reliability import Maintenance, Outage, as_distribution
 from sim.config.units import Duration
+from sim.registry import nearest
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -35,6 +37,9 @@ class ScenarioMeta(Frozen):
     start: datetime | None = None
     """Calendar time of the scenario start (UTC unless an offset is given); adds timestamp
     columns beside the time columns of the outputs."""
+    timezone: str | None = Field(default=None, max_length=64)
+    """The site's IANA time zone (``America/Chicago``); needs ``start``. Adds a local
+    wall-clock column beside each timestamp column of the outputs (``arrival_local``)."""
 
     @field_validator("start")
     @classmethod
@@ -44,6 +49,23 @@ class ScenarioMeta(Frozen):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            hint = nearest(value, sorted(available_timezones()))
+            expected = (
+                f"did you mean {hint!r}?"
+                if hint
+                else "expected an IANA name such as 'America/Chicago' or 'UTC'"
+            )
+            raise ValueError(f"unknown time zone {value!r}; {expected}") from None
+        return value
 
 
 class Pool(Frozen):

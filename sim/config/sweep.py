@@ -161,3 +161,12 @@ def override_folders(overrides: Iterable[str]) -> list[str]:
     from sim.config.loading import parse_override
 
     return [folder(*parse_override(text)) for text in overrides]
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether ``path`` is a TOML file with a ``[sweep]`` table (False if it cannot be read)."""
+    try:
+        raw = read_toml(Path(path), str(path))
+    except ScenarioError:
+        return False
+    return "sweep" in raw

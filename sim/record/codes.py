@@ -93,3 +93,7 @@ the generator during a grid outage, nothing at all (a grid outage with no backup
     LIMIT_GENERATOR,
     LIMIT_NO_POWER,
 ) = range(len(LIMIT_SOURCES))
+
+MEASURES: tuple[str, ...] = ("latency", "job_wait")
+"""The histograms kept per workload in ``histograms.parquet``: latency of served requests,
+wait of started jobs."""

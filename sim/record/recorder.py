@@ -25,16 +25,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.model.calendar import LocalCalendar
 from sim.record import codes, histogram
 from sim.record.intervals import interval_count
-from sim.record.schemas import DICT, TABLES, TIMESTAMP, schema
+from sim.record.schemas import DICT, LOCAL_TIMESTAMP, TABLES, TIMESTAMP, schema
 from sim.record.sink import ParquetSink
 
 BATCH_ROWS = 65536
 """Rows of a column-buffered table gathered before they become an Arrow batch."""
 
 INF = float("inf")
-MEASURES = ("latency", "job_wait")
+MEASURES = codes.MEASURES
 """The histograms kept per workload (``histograms.parquet``)."""
 
 
@@ -214,6 +215,7 @@ class Recorder:
         warmup_s: float,
         sample_every_s: float,
         start: datetime | None = None,
+        timezone: str | None = None,
         request_levels: Sequence[tuple[str, float]] = (),
         sample_rngs: Sequence[np.random.Generator | None] = (),
     ) -> None:
@@ -225,10 +227,20 @@ class Recorder:
         self.step_s = sample_every_s
         self.intervals_total = interval_count(sample_every_s, horizon_s)
         self.start = start
+        self.timezone = timezone if start is not None else None
+        """IANA zone of the ``*_local`` columns (only with a calendar ``start``)."""
+        self.calendar = (
+            LocalCalendar(start, timezone, horizon_s)
+            if start is not None and timezone is not None
+            else None
+        )
         self.levels = list(request_levels) or [("all", 1.0)] * len(self.workloads)
         self.rngs = list(sample_rngs) or [None] * len(self.workloads)
         calendar = start is not None
-        self.sinks = {name: ParquetSink(out_dir, name, schema(name, calendar)) for name in TABLES}
+        self.sinks = {
+            name: ParquetSink(out_dir, name, schema(name, calendar, self.timezone))
+            for name in TABLES
+        }
         names = {
             "workload": self.workloads,
             "pool": self.pools,
@@ -691,7 +703,7 @@ class Recorder:
 
     # -- output --------------------------------------------------------------------------
     def _batch(self, name: str, arrays: dict[str, Any]) -> pa.RecordBatch:
-        """A batch of ``name`` from its column arrays, with timestamp columns if calendar."""
+        """A batch of ``name`` from its column arrays, with timestamp (and local) columns."""
         calendar = self.start is not None
         out: list[pa.Array] = []
         for column in TABLES[name]:
@@ -700,8 +712,8 @@ class Recorder:
                 values = pa.array([_nodes_text(v) for v in values], type=column.type)
             out.append(values)
             if calendar and column.timestamp:
-                out.append(self._timestamps(values))
-        return pa.RecordBatch.from_arrays(out, schema=schema(name, calendar))
+                out.extend(self._timestamps(values))
+        return pa.RecordBatch.from_arrays(out, schema=self.sinks[name].schema)
 
     def _jobs_batch(self, name: str, arrays: dict[str, Any]) -> pa.RecordBatch:
         submit = arrays["submit_s"].to_numpy(zero_copy_only=False)
@@ -710,13 +722,18 @@ class Recorder:
         arrays["after_warmup"] = pa.array(submit >= self.warmup_s, type=pa.bool_())
         return self._batch(name, arrays)
 
-    def _timestamps(self, seconds: pa.Array) -> pa.Array:
+    def _timestamps(self, seconds: pa.Array) -> list[pa.Array]:
+        """The UTC timestamps of a time column, and their local wall-clock times if zoned."""
         assert self.start is not None
         start_us = int(self.start.timestamp() * 1_000_000)
         values = np.asarray(seconds.to_numpy(zero_copy_only=False), dtype=np.float64)
         missing = np.isnan(values)
         micros = start_us + np.round(np.where(missing, 0.0, values) * 1e6).astype(np.int64)
-        return pa.array(micros, type=TIMESTAMP, mask=missing)
+        utc = pa.array(micros, type=TIMESTAMP, mask=missing)
+        if self.calendar is None:
+            return [utc]
+        local = self.calendar.local_epoch_us(micros)  # missing ones stand at the start
+        return [utc, pa.array(local, type=LOCAL_TIMESTAMP, mask=missing)]
 
     def _aggregate_tables(self) -> None:
         """Write workload_stats and histograms: the exact aggregates the summary reads."""

@@ -2,12 +2,22 @@
 
 Columns carry their unit and description as Arrow field metadata, so they travel inside the
 Parquet files. Timestamp columns (UTC, microseconds) are added beside the time columns when
-the scenario has a calendar ``start``.
+the scenario has a calendar ``start``, and local wall-clock columns beside those when it also
+has a ``timezone``.
+
+Each schema also carries pandas metadata (the ``b"pandas"`` key that pyarrow's ``to_pandas``
+honours, written here by hand: pandas is not imported), so a plain ``pd.read_parquet`` gives
+the same dtypes in every run, whether a column happens to hold nulls or not: nullable
+integers (``Int32``, ``Int64``), ``boolean``, ``float64``, ``datetime64[us, UTC]`` and naive
+``datetime64[us]``, categoricals for dictionary-encoded text and pandas' default string dtype
+for other text (``PANDAS_DTYPES``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -17,6 +27,8 @@ SCHEMA_VERSION = 4
 DICT = pa.dictionary(pa.int32(), pa.string())
 """Dictionary-encoded string: for columns with few distinct values."""
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+LOCAL_TIMESTAMP = pa.timestamp("us")
+"""Local wall-clock time: timezone-naive, what BI tools show as it is."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,16 @@ class Column:
     signed: bool = False
     """An integer column where a negative value is a value (elsewhere negative means null)."""
 
+    @property
+    def local(self) -> str | None:
+        """The name of the local-time column beside the timestamp, with a timezone.
+
+        ``arrival_ts`` gives ``arrival_local``, ``timestamp`` gives ``timestamp_local``.
+        """
+        if self.timestamp is None:
+            return None
+        return self.timestamp.removesuffix("_ts") + "_local"
+
     def field(self) -> pa.Field:
         """The Arrow field, with unit and description as metadata."""
         return pa.field(self.name, self.type, metadata={"unit": self.unit, "description": self.doc})
@@ -48,14 +70,38 @@ def _ts_field(column: Column) -> pa.Field:
     )
 
 
+def _local_field(column: Column, timezone: str) -> pa.Field:
+    assert column.local is not None
+    return pa.field(
+        column.local,
+        LOCAL_TIMESTAMP,
+        metadata={
+            "unit": "local",
+            "description": f"local wall-clock time of {column.name} in {timezone} "
+            f"(no offset; {column.timestamp} is the same instant in UTC)",
+            "timezone": timezone,
+        },
+    )
+
+
 EVENTS = (
     Column("time_s", pa.float64(), "s", "time since the scenario start", "timestamp"),
     Column("event", DICT, "", "what happened (see the README's list of events)"),
     Column("workload", DICT, "", "the workload concerned, if any"),
     Column("pool", DICT, "", "the pool concerned, if any"),
-    Column("id", pa.int64(), "", "the job_id, or the replica number within its workload"),
+    Column(
+        "id",
+        pa.int64(),
+        "",
+        "the job_id, the replica number within its workload, or the node number within its pool",
+    ),
     Column("gpus", pa.int32(), "GPU", "GPUs concerned"),
-    Column("detail", pa.string(), "", "free text: nodes used, or why a job was rejected"),
+    Column(
+        "detail",
+        pa.string(),
+        "",
+        "free text: nodes used (node 3 x8, node 4 x8), why a job was rejected, or a cause",
+    ),
 )
 
 REQUESTS = (
@@ -456,12 +502,105 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 """Every Parquet file of a run directory (``<name>.parquet``) and its columns."""
 
+TABLE_DOCS: dict[str, str] = {
+    "events": "One row per state change, in the order things happened.",
+    "requests": "One row per inference request: all of them, a sample or none, as "
+    "`[output] requests` says. Rows come in blocks of one workload, each in arrival order.",
+    "jobs": "One row per training job, in the order jobs reach their final status "
+    "(unfinished ones at the horizon).",
+    "timeseries": "The site, one row per sample: every `sample_every` from 0, plus one at the "
+    "warm-up boundary and one at the horizon. Counts and powers are instantaneous; the "
+    "`*_kwh` and `*_hours` columns are exact integrals from the start to the sample time.",
+    "pool_timeseries": "Each pool, one row per pool per sample (the samples of `timeseries`).",
+    "workload_timeseries": "Each inference workload, one row per `sample_every` interval "
+    "`(time_s, end_s]`: counts of events in the interval, states at its end. Every request "
+    "counts, whatever the recording level.",
+    "workload_stats": "One row per workload: the exact aggregates the summary is computed "
+    "from, over requests and jobs arriving at or after the warm-up, whatever the recording "
+    "level.",
+    "histograms": "Log-bucket histograms per workload and measure (buckets grow by 2 % from "
+    "1 µs to 10⁹ s), after the warm-up: the summary's percentiles, within 1 %.",
+    "billing": "One row per billing month (calendar months in UTC with a `start`, else 30-day "
+    "periods); the whole run is billed, warm-up included.",
+    "limits": "One row per limit source: what it held back after the warm-up.",
+    "nodes": "One row per interval of a node in one state.",
+    "outages": "One row per outage or maintenance window.",
+}
+"""What one row of each table is, for ``docs/outputs.md`` (``sim.record.docs``)."""
 
-def schema(table: str, calendar: bool) -> pa.Schema:
-    """The Arrow schema of an output table, with timestamp columns if ``calendar``."""
+
+PANDAS_DTYPES: dict[pa.DataType, str] = {
+    pa.int32(): "Int32",
+    pa.int64(): "Int64",
+    pa.bool_(): "boolean",
+    pa.float64(): "float64",
+    pa.string(): "str",
+    DICT: "category",
+    TIMESTAMP: "datetime64[us, UTC]",
+    LOCAL_TIMESTAMP: "datetime64[us]",
+}
+"""The pandas dtype each Arrow type of the outputs reads as (``pd.read_parquet``, pandas 3;
+text is ``object`` in pandas 2)."""
+
+_PANDAS_TYPES: dict[pa.DataType, tuple[str, str, dict[str, Any] | None]] = {
+    pa.int32(): ("int32", "Int32", None),
+    pa.int64(): ("int64", "Int64", None),
+    pa.bool_(): ("bool", "boolean", None),
+    pa.float64(): ("float64", "float64", None),
+    pa.string(): ("unicode", "str", None),
+    # pandas writes the category codes' dtype and the number of categories; neither is read
+    # back, and the categories are only known per file, so the index type stands for both.
+    DICT: ("categorical", "int32", {"ordered": False}),
+    TIMESTAMP: ("datetimetz", "datetime64[us]", {"timezone": "UTC"}),
+    LOCAL_TIMESTAMP: ("datetime", "datetime64[us]", None),
+}
+"""Per Arrow type: pandas metadata's ``pandas_type``, ``numpy_type`` and ``metadata``, as
+``pa.Schema.from_pandas`` writes them for a column of the ``PANDAS_DTYPES`` dtype."""
+
+
+def pandas_metadata(fields: list[pa.Field]) -> bytes:
+    """The ``b"pandas"`` schema metadata for these fields, as pyarrow writes it from pandas.
+
+    ``numpy_type`` names pandas' nullable dtypes (``Int64``, ``boolean``), so ``to_pandas``
+    reads integers and booleans as those whether a column holds nulls or not.
+    """
+    columns = []
+    for f in fields:
+        pandas_type, numpy_type, metadata = _PANDAS_TYPES[f.type]
+        columns.append(
+            {
+                "name": f.name,
+                "field_name": f.name,
+                "pandas_type": pandas_type,
+                "numpy_type": numpy_type,
+                "metadata": metadata,
+            }
+        )
+    meta = {
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": columns,
+        "attributes": {},
+        "creator": {"library": "sim"},
+    }
+    return json.dumps(meta, separators=(", ", ": ")).encode()
+
+
+def schema(table: str, calendar: bool, timezone: str | None = None) -> pa.Schema:
+    """The Arrow schema of an output table.
+
+    With ``calendar``, a UTC timestamp column follows each time column that has one; with a
+    ``timezone`` too, a local wall-clock column follows each timestamp.
+    """
     fields: list[pa.Field] = []
     for column in TABLES[table]:
         fields.append(column.field())
         if calendar and column.timestamp:
             fields.append(_ts_field(column))
-    return pa.schema(fields, metadata={"sim_schema_version": str(SCHEMA_VERSION)})
+            if timezone is not None:
+                fields.append(_local_field(column, timezone))
+    metadata = {
+        b"sim_schema_version": str(SCHEMA_VERSION).encode(),
+        b"pandas": pandas_metadata(fields),
+    }
+    return pa.schema(fields, metadata=metadata)
