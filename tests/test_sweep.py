@@ -403,3 +403,37 @@ def test_export_stacks_a_sweep_into_flat_files_led_by_run_axes_and_seed(tmp_path
     assert str(flat["workload"].dtype) == "str", "flat: plain strings, not categories"
     again = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(out)])
     assert again.exit_code == 2 and "neither a run directory" in again.output
+
+
+def test_a_worker_reads_each_data_file_once_while_it_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.inputs as inputs
+    from sim.config.loading import read_scenario
+
+    data = tmp_path / "runtimes.csv"
+    data.write_text("runtime\n600\n1200\n")
+    (tmp_path / "s.toml").write_text(
+        SCENARIO.format(duration="10m")
+        + '\n[[workloads]]\nname = "ft"\nkind = "training"\ngpus = 1\n'
+        'arrival = { process = "poisson", rate_per_h = 1 }\n'
+        'duration = { dist = "empirical", path = "runtimes.csv", column = "runtime" }\n'
+    )
+    calls: list[Path] = []
+    real = inputs.read_empirical
+
+    def counting(spec):  # type: ignore[no-untyped-def]
+        calls.append(spec.path)
+        return real(spec)
+
+    monkeypatch.setattr(inputs, "read_empirical", counting)
+    monkeypatch.setattr(inputs, "_READ", {})
+    for replicas in (6, 7, 8):
+        scn, _ = read_scenario(tmp_path / "s.toml", [f"workloads.chat.replicas={replicas}"])
+        got, problems = inputs.read_inputs(scn)
+        assert not problems and sorted(got.samples.popitem()[1]) == [600.0, 1200.0]
+    assert len(calls) == 1, "read once for three runs"
+    data.write_text("runtime\n60\n")  # a changed file is read again
+    os.utime(data, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    got, _ = inputs.read_inputs(scn)
+    assert len(calls) == 2 and got.samples.popitem()[1].tolist() == [60.0]
