@@ -228,6 +228,12 @@ def test_summary_ci_is_the_student_t_interval_by_hand() -> None:
     assert ci.loc[0, "y.ci95_high"] == pytest.approx(5.0 + half, rel=1e-7)
     assert ci.loc[0, "n.mean"] == pytest.approx(30.0)
     assert ci.loc[1, "y.mean"] == 5.0 and math.isnan(ci.loc[1, "y.ci95_low"])
+    # A figure null in one finished run: the interval is over the two that have it.
+    summary.loc[2, "y"] = math.nan
+    ci = ci_frame(summary, ["x"])
+    assert ci.loc[0, "y.mean"] == pytest.approx(3.0)
+    half = 12.7062047 * statistics.stdev([2.0, 4.0]) / math.sqrt(2)
+    assert ci.loc[0, "y.ci95_high"] == pytest.approx(3.0 + half, rel=1e-7)
     assert "seed.mean" not in ci.columns and "x.mean" not in ci.columns
 
 
@@ -267,6 +273,19 @@ def test_bad_points_stop_the_sweep_before_anything_runs(tmp_path: Path) -> None:
     assert "workloads.chat.replicas: only 8 of 9 replicas" in result.output
     assert "point 0" not in result.output
     assert not (tmp_path / "out").exists()
+
+    sweep.write_text(
+        '[sweep]\nname = "bad"\nscenario = "tiny.toml"\n'
+        '[sweep.grid]\n"workloads.chat.arrival.rate_per_s" = [6, "6"]\n'
+    )
+    result = CliRunner().invoke(cli, ["sweep", str(sweep), "--dry-run"])
+    assert result.exit_code == 2 and "writes to the same folder as" in result.output
+
+    sweep.write_text(
+        '[sweep]\nname = "bad"\nscenario = "tiny.toml"\n[sweep.grid]\npools.hall-a.nodes = [8]\n'
+    )
+    result = CliRunner().invoke(cli, ["sweep", str(sweep)])
+    assert result.exit_code == 2 and "quote dotted keys" in result.output
 
     sweep.write_text('[sweep]\nname = "bad"\nscenario = "tiny.toml"\nreplicatons = 2\n')
     result = CliRunner().invoke(cli, ["sweep", str(sweep)])
@@ -403,6 +422,8 @@ def test_export_stacks_a_sweep_into_flat_files_led_by_run_axes_and_seed(tmp_path
     assert str(flat["workload"].dtype) == "str", "flat: plain strings, not categories"
     again = CliRunner().invoke(cli, ["export", str(tmp_path), "--out", str(out)])
     assert again.exit_code == 2 and "neither a run directory" in again.output
+    inside = CliRunner().invoke(cli, ["export", one])  # would land in the sweep's folder
+    assert inside.exit_code == 2 and "inside the sweep folder" in inside.output
 
 
 def test_a_worker_reads_each_data_file_once_while_it_is_unchanged(
@@ -437,3 +458,37 @@ def test_a_worker_reads_each_data_file_once_while_it_is_unchanged(
     os.utime(data, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     got, _ = inputs.read_inputs(scn)
     assert len(calls) == 2 and got.samples.popitem()[1].tolist() == [60.0]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_killed_mid_run_costs_only_a_retry_of_its_run(tmp_path: Path) -> None:
+    sweep = _write(tmp_path, duration="3h")
+    out = tmp_path / "out"
+    root = out / "grid"
+    cmd = [SIM, "sweep", str(sweep), "--out", str(out), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(_manifests(root)) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [
+        p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+    ]
+    assert workers, "the pool's worker"
+    os.kill(workers[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert len(_manifests(root)) == 8
+    summary = pd.read_parquet(root / "summary.parquet")
+    assert (summary["status"] == "ok").all()

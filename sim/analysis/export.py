@@ -157,11 +157,17 @@ def export(source: str | Path, fmt: str = "csv", out: str | Path | None = None) 
     """
     if fmt not in FORMATS:
         raise UserError(f"--format: expected one of {', '.join(FORMATS)} (got {fmt!r})")
-    source = Path(source)
+    source = Path(source).resolve()
     if not source.is_dir():
         raise UserError(f"{source}: not a folder")
     runs, sweep = _runs(source)
-    target = Path(out) if out is not None else source.with_name(f"{source.name}-{fmt}")
+    target = (Path(out) if out is not None else source.with_name(f"{source.name}-{fmt}")).resolve()
+    inside = next((p for p in target.parents if (p / SWEEP_JSON).exists()), None)
+    if inside is not None:
+        raise UserError(
+            f"{target}: inside the sweep folder {inside}, where a dataset read of the sweep would "
+            "take the exported files for runs; choose an --out outside it"
+        )
     tables = list(TABLES) + (list(SWEEP_TABLES) if sweep else [])
     _check_out(target, [f"{name}.{fmt}" for name in tables])
     for name in tables:

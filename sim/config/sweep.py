@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictFloat, StrictInt, model_validator
 
 from sim.config.base import SCENARIO_NAME_PATTERN, Frozen
 from sim.config.loading import read_toml
@@ -50,7 +50,7 @@ class Sample(Frozen):
     seed: Annotated[int, Field(ge=0)] = 0
     """Seed of the sampling (not of the runs)."""
     ranges: Annotated[
-        dict[str, Annotated[list[int | float], Field(min_length=2, max_length=2)]],
+        dict[str, Annotated[list[StrictInt | StrictFloat], Field(min_length=2, max_length=2)]],
         Field(min_length=1),
     ]
     """``key = [low, high]``: integers when both bounds are integers, else floats."""
@@ -58,8 +58,12 @@ class Sample(Frozen):
     @model_validator(mode="after")
     def _bounds(self) -> Sample:
         for key, (low, high) in self.ranges.items():
-            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-                raise ValueError(f"ranges.{key}: expected [low, high] with low <= high")
+            try:
+                finite = math.isfinite(low) and math.isfinite(high) and abs(low) < 1e300
+            except OverflowError:
+                finite = False
+            if not finite or low > high or abs(high) >= 1e300:
+                raise ValueError(f"ranges.{key}: expected [low, high], finite, low <= high")
         return self
 
 
@@ -78,6 +82,23 @@ class SweepSection(Frozen):
     """Keys whose i-th values go together; all lists of one length."""
     sample: Sample | None = None
     """Latin hypercube samples."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quoted(cls, data: Any) -> Any:
+        """A dotted key left unquoted reads as a nested table: say to quote it."""
+        if isinstance(data, dict):
+            for section in ("grid", "zip"):
+                table = data.get(section)
+                if not isinstance(table, dict):
+                    continue
+                for key, value in table.items():
+                    if isinstance(value, dict):
+                        raise ValueError(
+                            f"{section}.{key}: a table, not a list of values: quote dotted keys, "
+                            f'e.g. "{key}.{next(iter(value), "key")}" = [...]'
+                        )
+        return data
 
     @model_validator(mode="after")
     def _axes(self) -> SweepSection:
@@ -145,7 +166,8 @@ def format_value(value: Any) -> str:
 
 def override(key: str, value: Value) -> str:
     """The ``--set`` text giving ``key`` this value with its type (strings quoted as TOML)."""
-    return f"{key}={json.dumps(value) if isinstance(value, str) else format_value(value)}"
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else format_value(value)
+    return f"{key}={text}"
 
 
 def folder(key: str, value: Value) -> str:

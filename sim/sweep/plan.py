@@ -9,6 +9,7 @@ comparisons between points.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,13 @@ class Task:
     """The run directory, absolute."""
     relative: str
     """The run directory relative to the sweep's folder (``axis=value/.../seed=n``)."""
+    identity: dict[str, Any]
+    """The run's identity (``sim.record.writer.run_identity``): resumption skips a run whose
+    folder holds it, and the worker checks the scenario it reads still gives it."""
+    memory_bytes: float
+    """The run's estimated peak memory."""
+    disk_bytes: float
+    """The run's estimated run-directory size."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,6 @@ class Plan:
     axes: tuple[str, ...]
     points: tuple[dict[str, Value], ...]
     tasks: tuple[Task, ...]
-    identities: tuple[dict[str, Any], ...]
-    """Each task's run identity (``sim.record.writer.run_identity``), to resume by."""
     spec: SweepSection
 
     def label(self, point: int) -> str:
@@ -74,8 +80,17 @@ class Plan:
         return ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "the scenario"
 
 
-def _round(x: float) -> float:
-    return float(f"{x:.{SAMPLE_DIGITS}g}")
+def _round(x: float, low: float, high: float, n: int) -> float:
+    """``x`` kept to ``SAMPLE_DIGITS`` significant digits, never outside ``[low, high]``.
+
+    A range whose strata are narrower than that keeps apart gets three digits more than
+    the strata need.
+    """
+    width = (high - low) / n
+    digits = SAMPLE_DIGITS
+    if width > 0:
+        digits = max(digits, math.ceil(math.log10(max(abs(low), abs(high)) / width)) + 3)
+    return min(max(float(f"{x:.{min(digits, 17)}g}"), low), high)
 
 
 def latin_hypercube(sample: Sample) -> list[dict[str, Value]]:
@@ -92,7 +107,7 @@ def latin_hypercube(sample: Sample) -> list[dict[str, Value]]:
         if isinstance(low, int) and isinstance(high, int):
             columns[key] = [min(high, low + int(x * (high - low + 1))) for x in u]
         else:
-            columns[key] = [_round(low + x * (high - low)) for x in u]
+            columns[key] = [_round(low + x * (high - low), low, high, n) for x in u]
     return [{key: columns[key][i] for key in columns} for i in range(n)]
 
 
@@ -128,7 +143,7 @@ def make_plan(sweep_file: str | Path, out: str | Path = "outputs") -> Plan:
     root = (Path(out) / spec.name).resolve()
     values = points(spec)
     tasks: list[Task] = []
-    identities: list[dict[str, Any]] = []
+    folders: dict[Path, int] = {}
     problems: list[Problem] = []
     for p, point in enumerate(values):
         overrides = tuple(override(k, v) for k, v in point.items())
@@ -147,6 +162,7 @@ def make_plan(sweep_file: str | Path, out: str | Path = "outputs") -> Plan:
             continue
         dump = prepared.scenario.model_dump(mode="json", by_alias=True)
         base = prepared.scenario.scenario.seed
+        size = prepared.estimate
         for r in range(spec.replications):
             seed = base + r
             relative = here / f"seed={seed}"
@@ -160,9 +176,20 @@ def make_plan(sweep_file: str | Path, out: str | Path = "outputs") -> Plan:
                     overrides=overrides,
                     run_dir=str(root / relative),
                     relative=relative.as_posix(),
+                    identity=run_identity(dump, seed),
+                    memory_bytes=size.memory_bytes if size else 0.0,
+                    disk_bytes=size.disk_bytes if size else 0.0,
                 )
             )
-            identities.append(run_identity(dump, seed))
+        first = folders.setdefault(here, p)
+        if first != p:
+            problems.append(
+                Problem(
+                    f"point {p} ({label})",
+                    f"writes to the same folder as point {first}; give the values their types "
+                    'consistently (8 and "8" name the same folder)',
+                )
+            )
     if problems:
         raise ScenarioError(source, problems)
     return Plan(
@@ -173,6 +200,5 @@ def make_plan(sweep_file: str | Path, out: str | Path = "outputs") -> Plan:
         axes=tuple(axis_names(spec)),
         points=tuple(values),
         tasks=tuple(tasks),
-        identities=tuple(identities),
         spec=spec,
     )

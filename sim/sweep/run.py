@@ -39,14 +39,14 @@ class Status:
 def status(plan: Plan) -> Status:
     """Which runs are done, which are to run, and which folders hold a different run."""
     result = Status()
-    for task, identity in zip(plan.tasks, plan.identities, strict=True):
+    for task in plan.tasks:
         held = read_identity(Path(task.run_dir))
         if held is None:
             result.todo.append(task)
-        elif held == identity:
+        elif held == task.identity:
             result.done.append(task)
         else:
-            result.different.append((task, different_run(held, identity)))
+            result.different.append((task, different_run(held, task.identity)))
     return result
 
 
@@ -74,7 +74,11 @@ def _locked(root: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
-    with (root / LOCK).open("a") as handle:
+    try:
+        handle = (root / LOCK).open("a")
+    except OSError as exc:
+        raise UserError(f"{root}: cannot write to the sweep folder ({exc.strerror})") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -132,24 +136,29 @@ def run_sweep(
     finishes. Raises UserError before running anything if a run folder holds a different run
     and not ``overwrite``, or if another sweep is writing to the same folder.
     """
-    where = status(plan)
-    if where.different and not overwrite:
-        shown = [f"{task.relative}: {why}" for task, why in where.different[:5]]
-        more = len(where.different) - len(shown)
-        raise UserError(
-            f"{plan.root}: {len(where.different)} run folder(s) hold a different run (did the "
-            "scenario or the sweep file change?); pass --overwrite to replace them:\n  "
-            + "\n  ".join(shown)
-            + (f"\n  ... and {more} more" if more else "")
-        )
     try:
         plan.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{plan.root}: cannot create the sweep folder ({exc.strerror})") from None
-    todo = sorted(where.todo + [task for task, _ in where.different], key=lambda t: t.index)
     errors: dict[int, str] = {}
     with _locked(plan.root):
-        _write_json(plan.root / SWEEP_JSON, describe(plan))
+        where = status(plan)
+        if where.different and not overwrite:
+            shown = [f"{task.relative}: {why}" for task, why in where.different[:5]]
+            more = len(where.different) - len(shown)
+            raise UserError(
+                f"{plan.root}: {len(where.different)} run folder(s) hold a different run (did "
+                "the scenario or the sweep file change?); pass --overwrite to replace them:\n  "
+                + "\n  ".join(shown)
+                + (f"\n  ... and {more} more" if more else "")
+            )
+        todo = sorted(where.todo + [t for t, _ in where.different], key=lambda t: t.index)
+        workers = workers or _cpus()
+        _check_size(plan, todo, None if scheduler else workers)
+        try:
+            _write_json(plan.root / SWEEP_JSON, describe(plan))
+        except OSError as exc:
+            raise UserError(f"{plan.root}: cannot write {SWEEP_JSON} ({exc.strerror})") from None
         tick = progress(len(plan.tasks), len(where.done)) if progress else None
 
         def done(outcome: Outcome) -> None:
@@ -158,12 +167,15 @@ def run_sweep(
             if tick is not None:
                 tick(outcome)
 
-        run_tasks(todo, workers or os.cpu_count() or 1, scheduler, plan.name, done)
-        summary = summary_frame(plan, errors)
+        run_tasks(todo, workers, scheduler, plan.name, done)
         summary_path = plan.root / SUMMARY_TABLE
         ci_path = plan.root / CI_TABLE
-        write_table(summary, summary_path)
-        write_table(ci_frame(summary, plan.axes), ci_path)
+        try:
+            summary = summary_frame(plan, errors)
+            write_table(summary, summary_path)
+            write_table(ci_frame(summary, plan.axes), ci_path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{plan.root}: cannot write the sweep's summary ({exc})") from None
     return Report(
         runs=len(plan.tasks),
         skipped=len(where.done),
@@ -173,3 +185,48 @@ def run_sweep(
         summary_path=summary_path,
         ci_path=ci_path,
     )
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity, which container limits often set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _check_size(plan: Plan, todo: list[Task], workers: int | None) -> None:
+    """Refuse a sweep too big for this machine (a UserError naming the fix).
+
+    Local workers together may need at most the memory a single run may; the runs still to do
+    may fill at most the share of the sweep folder's free disk that a single run may.
+    """
+    from sim.config.estimate import (
+        DISK_SHARE,
+        MEMORY_SHARE,
+        available_memory_bytes,
+        format_bytes,
+        free_disk_bytes,
+    )
+
+    if not todo:
+        return
+    available = available_memory_bytes()
+    if workers is not None and available is not None:
+        each = max(t.memory_bytes for t in todo)
+        fit = int(MEMORY_SHARE * available // each) if each > 0 else workers
+        if min(workers, len(todo)) > max(fit, 1):
+            raise UserError(
+                f"{plan.source}: {min(workers, len(todo))} workers each running a run of up to "
+                f"~{format_bytes(each)} need more memory than this machine has "
+                f"({format_bytes(available)} available, sim takes at most {MEMORY_SHARE:.0%}); "
+                f"use --workers {max(fit, 1)}"
+            )
+    free = free_disk_bytes(plan.root)
+    need = sum(t.disk_bytes for t in todo)
+    if free is not None and need > DISK_SHARE * free[1]:
+        raise UserError(
+            f"{plan.source}: the {len(todo)} runs to do need ~{format_bytes(need)} of disk; "
+            f"{free[0]} has {format_bytes(free[1])} free and sim fills at most "
+            f"{DISK_SHARE:.0%} of it"
+        )

@@ -6,8 +6,8 @@ typed column per axis (named by its dotted key), ``seed``, ``status`` (``ok`` or
 (``workloads.chat.sla_attainment``, ``pools.hall-a.availability``,
 ``held_back.grid.binding_hours``). ``summary_ci.parquet`` has, per point, its axes, ``runs``
 (finished runs) and ``failed``, and for every numeric figure ``<figure>.mean``,
-``<figure>.ci95_low`` and ``<figure>.ci95_high``: the mean over the point's replications and a
-95 % Student-t confidence interval (null with fewer than two runs).
+``<figure>.ci95_low`` and ``<figure>.ci95_high``: the mean over the point's finished runs that
+have the figure and a 95 % Student-t confidence interval (null with fewer than two of them).
 """
 
 from __future__ import annotations
@@ -156,13 +156,18 @@ def ci_frame(summary: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
     failed = (~ok).astype("int64").groupby(summary["point"]).sum().reindex(points["point"])
     data["runs"] = pd.Series(counts, dtype="Int64")
     data["failed"] = pd.Series(failed.to_numpy(), dtype="Int64")
-    half_width = {n: t_quantile(0.975, n - 1) if n > 1 else math.nan for n in set(counts)}
-    t = np.array([half_width[n] for n in counts])
+    quantiles: dict[int, float] = {}
     for name in figures:
-        values = groups[name].agg(["mean", "std"]).reindex(points["point"])
+        # A figure may be null in some finished runs (no repair, no job ended): its interval
+        # is over the runs that have it.
+        values = groups[name].agg(["mean", "std", "count"]).reindex(points["point"])
         mean = values["mean"].to_numpy(dtype="float64", na_value=np.nan)
         sd = values["std"].to_numpy(dtype="float64", na_value=np.nan)
-        half = t * sd / np.sqrt(np.maximum(counts, 1))
+        n = values["count"].fillna(0).to_numpy(dtype="int64")
+        for k in set(n.tolist()) - set(quantiles):
+            quantiles[k] = t_quantile(0.975, k - 1) if k > 1 else math.nan
+        t = np.array([quantiles[k] for k in n.tolist()], dtype="float64")
+        half = t * sd / np.sqrt(np.maximum(n, 1))
         data[f"{name}.mean"] = mean
         data[f"{name}.ci95_low"] = mean - half
         data[f"{name}.ci95_high"] = mean + half
