@@ -131,6 +131,81 @@ durations in seconds) and, for each file, its size, row count and SHA-256.
 """
 
 
+SWEEP_FILES = (
+    (
+        "`sweep.json`",
+        "the sweep file's content, the scenario file, the axes, and every run: its folder, "
+        "point, values, seed and `--set` items",
+    ),
+    ("`summary.parquet`", "one row per run (columns below)"),
+    ("`summary_ci.parquet`", "one row per point (columns below)"),
+)
+ANY_TYPE = "`Int64`, `float64`, `boolean` or `string`"
+SWEEP_SUMMARY = (
+    ("`run`", "`string`", "the run's folder under the sweep's folder"),
+    ("`point`", "`Int64`", "the point's number, in the order of the sweep file"),
+    ("one per axis (`pools.hall-a.nodes`, ...)", ANY_TYPE, "the point's value of that key"),
+    ("`seed`", "`Int64`", "the run's seed"),
+    ("`status`", "`string`", "`ok`, or `failed`"),
+    ("`error`", "`string`", "why the run failed; null when `ok`"),
+    (
+        "every figure of `summary.json`",
+        ANY_TYPE,
+        "flattened with dots: `sla_attainment`, `workloads.<name>.<figure>`, "
+        "`pools.<name>.<figure>`, `held_back.<source>.<figure>`; null for a failed run",
+    ),
+)
+SWEEP_CI = (
+    ("`point` and one per axis", "as above", "the point"),
+    ("`runs`", "`Int64`", "the point's finished runs"),
+    ("`failed`", "`Int64`", "the point's failed runs"),
+    (
+        "`<figure>.mean`",
+        "`float64`",
+        "for every numeric figure: its mean over the point's finished runs that have it",
+    ),
+    (
+        "`<figure>.ci95_low`, `<figure>.ci95_high`",
+        "`float64`",
+        "the 95 % Student-t confidence interval of that mean, mean ± t(0.975, n − 1) · s / √n; "
+        "null with fewer than two runs",
+    ),
+)
+
+
+def _rows(header: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> str:
+    """A Markdown table (``<`` kept: these cells hold it inside code spans only)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def sweep_markdown() -> str:
+    """The section on a sweep's folder and its tables."""
+    columns = ("column", "pandas", "meaning")
+    return f"""\
+## A sweep's folder
+
+`sim sweep` writes each run to `<out>/<sweep name>/<axis>=<value>/.../seed=<n>/`, a run
+directory as above, so a sweep reads as one hive-partitioned dataset whose partition columns
+are the axes (named by their dotted keys, such as `pools.hall-a.nodes`) and `seed`. Beside the
+runs, in the sweep's folder:
+
+{_rows(("file", "what"), SWEEP_FILES)}
+
+`summary.parquet`:
+
+{_rows(columns, SWEEP_SUMMARY)}
+
+`summary_ci.parquet`:
+
+{_rows(columns, SWEEP_CI)}
+
+`sim export RUN_OR_SWEEP_DIR --format csv|parquet` writes one flat file per table (text as
+plain strings); for a sweep, each row is led by `run`, the axes and `seed`.
+"""
+
+
 def _cell(text: str) -> str:
     """Text for a Markdown table cell."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
@@ -181,7 +256,7 @@ def outputs_markdown() -> str:
     """The whole of ``docs/outputs.md``."""
     parts = [INTRO.replace("{types}", _types_table())]
     parts.extend(table_markdown(name) for name in TABLES)
-    parts.extend((SUMMARY_JSON, MANIFEST_JSON))
+    parts.extend((SUMMARY_JSON, MANIFEST_JSON, sweep_markdown()))
     return "\n".join(parts)
 
 
