@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 from conftest import mmc_text
 
 import sim
+from sim.calendar import LocalCalendar
 from sim.cli import cli
-from sim.model.calendar import LocalCalendar
 from sim.record.schemas import TABLES
 from sim.runner import RunResult
 

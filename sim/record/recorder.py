@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.model.calendar import LocalCalendar
+from sim.calendar import LocalCalendar
 from sim.record import codes, histogram
 from sim.record.intervals import interval_count
 from sim.record.schemas import DICT, LOCAL_TIMESTAMP, TABLES, TIMESTAMP, schema
