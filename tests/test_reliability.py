@@ -548,6 +548,76 @@ def test_many_runs_with_failures_and_outages_satisfy_the_invariants(raw: dict[st
     check_unreliable_run(run(raw))
 
 
+FOUND_BY_HYPOTHESIS = {
+    "scenario": {"name": "facility", "duration": "12h", "seed": 4294967294, "sample_every": "10m"},
+    "pools": [
+        {
+            "name": "p0",
+            "gpu_type": "H100-SXM",
+            "nodes": 3,
+            "gpus_per_node": 4,
+            "node_overhead_w": 100.0,
+            "mtbf": "2h",
+            "repair": {"dist": "exponential", "mean": "1h"},
+        },
+        {
+            "name": "p1",
+            "gpu_type": "H100-SXM",
+            "nodes": 2,
+            "gpus_per_node": 2,
+            "node_overhead_w": 100.0,
+            "mtbf": "2h",
+            "repair": "20m",
+        },
+    ],
+    "workloads": [
+        {
+            "name": "chat",
+            "kind": "inference",
+            "replicas": 1,
+            "arrival": {"process": "poisson", "rate_per_s": 0.05},
+            "service": {"dist": "exponential", "mean": "1s"},
+            "retries": 0,
+        },
+        {
+            "name": "train",
+            "kind": "training",
+            "gpus": 1,
+            "arrival": {"process": "poisson", "rate_per_h": 4},
+            "duration": {"dist": "exponential", "mean": "30m"},
+            "checkpoint_every": "10m",
+            "checkpoint_cost": "1m",
+            "restart_cost": 0,
+            "max_restarts": 0,
+        },
+    ],
+    "facility": {
+        "grid_mw": 1.0,
+        "backup": {"ups_minutes": 1, "generator_mw": 0.002, "generator_start": "30s"},
+    },
+    "outages": [
+        {"target": "grid", "mtbf": "4h", "duration": {"dist": "exponential", "mean": "20m"}},
+        {"target": "nodes:p0:1", "every": "3h", "at": "1h", "duration": "40m"},
+    ],
+    "maintenance": [
+        {"target": "pool:p0", "at": "5h", "duration": "1h", "drain": True, "drain_timeout": "1h"}
+    ],
+}
+"""At 6 h a grid outage's generator cannot carry p1's node 0, which is powered off and on again
+at the same instant (the maintenance of p0 frees the power)."""
+
+
+def test_a_node_off_and_on_at_one_instant_shows_one_interval_not_two() -> None:
+    result = run(FOUND_BY_HYPOTHESIS)
+    check_unreliable_run(result)
+    nodes = result.frame("nodes")
+    mine = nodes[(nodes["pool"] == "p1") & (nodes["node"] == 0)]
+    assert not ((mine["start_s"] < 21600.0) & (mine["end_s"] == 21600.0)).any()
+    events = result.frame("events")
+    at = events[(events["time_s"] == 21600.0) & (events["pool"] == "p1")]
+    assert {"node_down", "node_up"} <= set(at["event"].astype(str)), "the case still arises"
+
+
 # -- 7. bad input ---------------------------------------------------------------------------------
 BASE = """
 [scenario]

@@ -108,6 +108,10 @@ class NodeBoard:
         """Per node and reason: the causes holding it (several windows may overlap); the node is
         down while any reason has one."""
         self.shown_cause: list[list[str | None]] = [[None] * p.nodes for p in pools]
+        self.closed: dict[tuple[int, int], tuple[int, str | None, float, float]] = {}
+        """Per node, its last closed interval (state, cause, start, end), held back until the
+        next one closes: a state shown for no time (down and up at one instant) is dropped, and
+        the intervals on either side of it, being in the same state, are merged into one."""
         self.fail_token = [[0] * p.nodes for p in pools]
         self.powered_off: list[tuple[int, int]] = []
         """Nodes powered off for want of power, in the order they went."""
@@ -200,12 +204,23 @@ class NodeBoard:
         if new == self.state[p][n] and cause == self.shown_cause[p][n]:
             return
         if t > self.since[p][n]:
-            self.recorder.node_interval(
-                p, n, self.state[p][n], self.since[p][n], t, self.shown_cause[p][n]
-            )
+            self._close(p, n, t)
         self.state[p][n] = new
         self.shown_cause[p][n] = cause
         self.since[p][n] = t
+
+    def _close(self, p: int, n: int, t: float) -> None:
+        """Close the node's shown interval at ``t`` (NaN: the end of the run)."""
+        state, cause, since = self.state[p][n], self.shown_cause[p][n], self.since[p][n]
+        last = self.closed.pop((p, n), None)
+        if last is not None and last[:2] == (state, cause) and last[3] == since:
+            since = last[2]
+        elif last is not None:
+            self.recorder.node_interval(p, n, last[0], last[2], last[3], last[1])
+        if math.isnan(t):
+            self.recorder.node_interval(p, n, state, since, t, cause)
+        else:
+            self.closed[(p, n)] = (state, cause, since, t)
 
     def check(self) -> None:
         """(Audit) nothing is placed on a node that is down, and its GPUs count as not up.
@@ -619,9 +634,7 @@ class NodeBoard:
         """Close every node's interval and record the windows."""
         for p, pool in enumerate(self.pools):
             for n in range(pool.nodes):
-                self.recorder.node_interval(
-                    p, n, self.state[p][n], self.since[p][n], NAN, self.shown_cause[p][n]
-                )
+                self._close(p, n, NAN)
         for stats in self.windows:
             w = stats.window
             self.recorder.outage(
