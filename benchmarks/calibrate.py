@@ -257,6 +257,16 @@ def runs() -> list[Run]:
             [("file:requests", "DISK_PER_REQUEST_ROW_CALENDAR_BYTES")],
         ),
         Run(
+            "local",
+            MMC,
+            [
+                "scenario.duration=69444",
+                "scenario.start=2025-01-01T00:00:00Z",
+                "scenario.timezone=America/Chicago",
+            ],
+            [("file:requests", "DISK_PER_REQUEST_ROW_LOCAL_BYTES")],
+        ),
+        Run(
             "training",
             TRAINING,
             ["scenario.duration=10d", "scenario.warmup=0"],

@@ -114,6 +114,9 @@ DISK_PER_REQUEST_ROW_BYTES = 40.8
 DISK_PER_REQUEST_ROW_CALENDAR_BYTES = 50.6
 """Per request row of a scenario with ``start``, which adds timestamp columns
 [calendar: benchmarks/mmc_1m.toml for 69,444 s with a start]."""
+DISK_PER_REQUEST_ROW_LOCAL_BYTES = 59.9
+"""Per request row of a scenario with ``start`` and ``timezone``, which adds local-time
+columns too [local: the same with a timezone]."""
 DISK_PER_JOB_ROW_BYTES = 35.9
 """Per job row [training]."""
 DISK_PER_EVENT_ROW_BYTES = 7.35
@@ -160,6 +163,7 @@ CALIBRATED = (
     "DISK_FIXED_BYTES",
     "DISK_PER_REQUEST_ROW_BYTES",
     "DISK_PER_REQUEST_ROW_CALENDAR_BYTES",
+    "DISK_PER_REQUEST_ROW_LOCAL_BYTES",
     "DISK_PER_JOB_ROW_BYTES",
     "DISK_PER_EVENT_ROW_BYTES",
     "DISK_PER_SAMPLE_ROW_BYTES",
@@ -436,6 +440,8 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
         per_row = "DISK_PER_REQUEST_ROW_BYTES"
         if meta.start is not None:
             per_row = "DISK_PER_REQUEST_ROW_CALENDAR_BYTES"
+            if meta.timezone is not None:
+                per_row = "DISK_PER_REQUEST_ROW_LOCAL_BYTES"
         disk.add(key, what, request_rows, per_row, REQUEST_ROWS_HINT)
         time.add(key, what, request_rows, "CPU_PER_REQUEST_ROW_S", REQUEST_ROWS_HINT)
 
