@@ -343,3 +343,14 @@ def test_same_seed_same_arrivals(make: Callable[[], Any]) -> None:
     one, two, other = draw(make(), DAY, 5), draw(make(), DAY, 5), draw(make(), DAY, 6)
     assert one.tolist() == two.tolist()
     assert one.tolist() != other.tolist()
+
+
+def test_mmpp_with_equal_rates_is_poisson() -> None:
+    """Two states of one rate are a Poisson process whatever the switching: counts per second
+    have variance equal to their mean (index of dispersion within its 99 % bounds, about
+    1 ± 2.576 √(2 / windows)), so arrivals are spread over each sojourn, not bunched."""
+    spec = Mmpp.model_validate({**MMPP, "rates_per_s": [5.0, 5.0], "mean_sojourn": ["3s", "1s"]})
+    windows = 20_000
+    counts = np.bincount(draw(spec, float(windows), seed=4).astype(int), minlength=windows)
+    assert counts.mean() == pytest.approx(5.0, abs=Z99 * math.sqrt(5.0 / windows))
+    assert abs(counts.var() / counts.mean() - 1) <= Z99 * math.sqrt(2 / windows)
