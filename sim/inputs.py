@@ -315,8 +315,13 @@ def _needs_start(col: _Column, example: str, row: int) -> NeedsStart:
     )
 
 
-def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]:
-    """Seconds since ``start`` of each row, and whether the column holds timestamps."""
+def _read_times(
+    col: _Column, start: datetime | None, seconds_are: str = _SECONDS
+) -> tuple[np.ndarray, bool]:
+    """Seconds since ``start`` of each row, and whether the column holds timestamps.
+
+    ``seconds_are`` says what numbers mean, for messages.
+    """
     import pyarrow as pa
 
     arr = col.arr
@@ -325,7 +330,7 @@ def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]
         seconds = _floats(arr)
         bad = ~np.isfinite(seconds)
         if bad.any():
-            raise col.reject(bad, col.texts(), _SECONDS)
+            raise col.reject(bad, col.texts(), seconds_are)
         return seconds, False
     if pa.types.is_timestamp(kind):
         nulls = None
@@ -349,11 +354,13 @@ def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]
             seconds -= rest / 10**6 / per_s
         return seconds, True
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-        raise col.wrong_type(f"{_TIMESTAMPS} or {_SECONDS}")
-    return _parse_times(col, col.texts(), start)
+        raise col.wrong_type(f"{_TIMESTAMPS} or {seconds_are}")
+    return _parse_times(col, col.texts(), start, seconds_are)
 
 
-def _parse_times(col: _Column, cells: list[Any], start: datetime | None) -> tuple[np.ndarray, bool]:
+def _parse_times(
+    col: _Column, cells: list[Any], start: datetime | None, seconds_are: str = _SECONDS
+) -> tuple[np.ndarray, bool]:
     """Times from text: numbers of seconds or timestamps, whichever most rows hold."""
     n = len(cells)
     numbers = np.full(n, math.nan)
@@ -371,7 +378,7 @@ def _parse_times(col: _Column, cells: list[Any], start: datetime | None) -> tupl
     if n_stamps <= int(np.isfinite(numbers).sum()):
         bad = ~np.isfinite(numbers)
         if bad.any():
-            raise col.reject(bad, cells, _SECONDS)
+            raise col.reject(bad, cells, seconds_are)
         return numbers, False
     if start is None:
         first = next(i for i, s in enumerate(stamps) if s is not None)
@@ -500,6 +507,7 @@ def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> S
 
 _TRACE_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 """Timestamps are first read as seconds since this instant, then taken from the earliest."""
+_TRACE_SECONDS = "numbers (seconds)"
 
 
 def read_trace(spec: Trace) -> np.ndarray:
@@ -526,7 +534,7 @@ def read_trace(spec: Trace) -> np.ndarray:
     col = _Column(
         path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
     )
-    times, stamped = _read_times(col, _TRACE_ORIGIN)
+    times, stamped = _read_times(col, _TRACE_ORIGIN, _TRACE_SECONDS)
     if not stamped:
         negative = times < 0
         if negative.any():
@@ -535,7 +543,7 @@ def read_trace(spec: Trace) -> np.ndarray:
     if stamped and first != 0.0:
         # Again from the first row's whole second, so sub-second gaps keep their digits.
         whole = math.floor(first)
-        times, _ = _read_times(col, _TRACE_ORIGIN + timedelta(seconds=whole))
+        times, _ = _read_times(col, _TRACE_ORIGIN + timedelta(seconds=whole), _TRACE_SECONDS)
         first = float(times.min())
     relative: np.ndarray = np.sort(times - first, kind="stable")
     relative.setflags(write=False)

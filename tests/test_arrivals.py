@@ -354,3 +354,52 @@ def test_mmpp_with_equal_rates_is_poisson() -> None:
     counts = np.bincount(draw(spec, float(windows), seed=4).astype(int), minlength=windows)
     assert counts.mean() == pytest.approx(5.0, abs=Z99 * math.sqrt(5.0 / windows))
     assert abs(counts.var() / counts.mean() - 1) <= Z99 * math.sqrt(2 / windows)
+
+
+TRAINING = """
+[scenario]
+name = "jobs"
+duration = "2d"
+[[pools]]
+name = "hall"
+gpu_type = "H100-SXM"
+nodes = 4
+gpus_per_node = 8
+[[workloads]]
+name = "replayed"
+kind = "training"
+gpus = 8
+arrival = {{ process = "trace", path = "jobs.csv", time_column = "submitted", speedup = 2 }}
+duration = {{ dist = "deterministic", value = "1h" }}
+[[workloads]]
+name = "office-hours"
+kind = "training"
+gpus = 8
+arrival = {{ process = "daily", rate_per_d = 24, hourly = {hourly} }}
+duration = {{ dist = "deterministic", value = "10m" }}
+[[workloads]]
+name = "bursty"
+kind = "training"
+gpus = 8
+arrival = {{ process = "mmpp", rates_per_s = [0, 0.001], mean_sojourn = ["2h", "1h"] }}
+duration = {{ dist = "deterministic", value = "10m" }}
+"""
+
+
+def test_training_workloads_take_the_new_processes(tmp_path: Path) -> None:
+    """Jobs are submitted at a trace's rows (here every 2 h of the file: every hour of the run,
+    speedup 2), in office hours only, and in bursts. The estimate: the trace's 5 rows, office
+    hours at 24/d × 8/24 for 2 days (16), bursts at 0.001/s × 1 h / 3 h over 2 days (57.6)."""
+    (tmp_path / "jobs.csv").write_text("submitted\n" + "".join(f"{7200 * h}\n" for h in range(5)))
+    hourly = [0] * 9 + [1] * 8 + [0] * 7
+    path = tmp_path / "s.toml"
+    path.write_text(TRAINING.format(hourly=hourly))
+    prepared = prepare(path)
+    assert prepared.estimate is not None
+    assert prepared.estimate.jobs == pytest.approx(5 + 16 + 57.6)
+    jobs = sim.run(prepared).frame("jobs")
+    replayed = jobs[jobs["workload"] == "replayed"]["submit_s"].sort_values()
+    assert replayed.tolist() == [3600.0 * h for h in range(5)]
+    office = jobs[jobs["workload"] == "office-hours"]["submit_s"]
+    assert len(office) > 0 and set((office // HOUR % 24).astype(int)) <= set(range(9, 17))
+    assert (jobs["workload"] == "bursty").sum() > 0
