@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import sim
 from sim.cli import cli
 from sim.config.arrivals import Daily, Mmpp, Trace
-from sim.inputs import Inputs, read_trace, trace_count, trace_period
+from sim.inputs import DataFileError, Inputs, read_trace, trace_count, trace_period
 from sim.model.arrivals import StreamContext, make_stream
 from sim.model.rng import RandomStreams
 from sim.runner import prepare
@@ -203,6 +203,19 @@ def test_bad_trace_rows_exit_2_naming_file_key_and_rows(
     key = "path" if "no rows" in problem else "time_column"
     assert f"workloads.chat.arrival.{key}" in result.output
     assert "tr.csv" in result.output and problem in result.output and rows in result.output
+
+
+def test_bad_parquet_trace_rows_are_named_by_row(tmp_path: Path) -> None:
+    times = pa.array([0.0, -1.0, 2.5, -3.0], pa.float64())
+    pq.write_table(pa.table({"t": times}), tmp_path / "tr.parquet")
+    with pytest.raises(DataFileError) as info:
+        read_trace(trace_spec(tmp_path, "tr.parquet"))
+    assert info.value.key == "time_column"
+    assert "tr.parquet" in str(info.value) and "row 2: -1.0, row 4: -3.0" in str(info.value)
+    stamps = pa.array([datetime(2024, 1, 1), None, datetime(2024, 1, 2)], pa.timestamp("us"))
+    pq.write_table(pa.table({"t": stamps}), tmp_path / "tr.parquet")
+    with pytest.raises(DataFileError, match="row 2: None"):
+        read_trace(trace_spec(tmp_path, "tr.parquet"))
 
 
 def test_a_trace_at_one_instant_cannot_loop(tmp_path: Path) -> None:
