@@ -416,3 +416,18 @@ def test_training_workloads_take_the_new_processes(tmp_path: Path) -> None:
     office = jobs[jobs["workload"] == "office-hours"]["submit_s"]
     assert len(office) > 0 and set((office // HOUR % 24).astype(int)) <= set(range(9, 17))
     assert (jobs["workload"] == "bursty").sum() > 0
+
+
+def test_mmpp_three_states_long_run_rate() -> None:
+    """Three states, one silent and one of sojourns long enough to be cut into pieces: the
+    long-run rate is within 99 % bounds (from 100 batch means) of (2×60 + 0×120 + 300×30) / 210
+    ≈ 43.4 per second; arrivals per second stay within what the states allow."""
+    three = {"process": "mmpp", "rates_per_s": [2, 0, 300], "mean_sojourn": [60, 120, 30]}
+    spec = Mmpp.model_validate(three)
+    horizon = 100 * 1500.0
+    times = draw(spec, horizon, seed=7)
+    counts = np.bincount((times // 1500).astype(int), minlength=100) / 1500
+    half = 2.63 * counts.std(ddof=1) / math.sqrt(len(counts))  # t, 99 %, 99 degrees of freedom
+    assert abs(counts.mean() - spec.mean_rate_hz()) <= half
+    assert spec.mean_rate_hz() == pytest.approx((120 + 9000) / 210)
+    assert np.bincount(times.astype(int)).max() < 300 + 5 * math.sqrt(300)
