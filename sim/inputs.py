@@ -1,10 +1,11 @@
 """External data a scenario refers to, read and checked before a run.
 
-Two kinds: empirical distributions (``read_empirical``: a column of durations) and time series
+Three kinds: empirical distributions (``read_empirical``: a column of durations), time series
 of site conditions (``read_series``: ambient temperature, prices, other load, held constant from
-each point to the next). A missing or unreadable file, a missing column or a bad row is a
-problem naming the key path (``workloads.ft.duration.path``, ``facility.price.value_column``),
-the data file and the line. Reading needs pyarrow, not pandas.
+each point to the next) and arrival traces (``read_trace``: one arrival per row). A missing or
+unreadable file, a missing column or a bad row is a problem naming the key path
+(``workloads.ft.duration.path``, ``facility.price.value_column``), the data file and the line.
+Reading needs pyarrow, not pandas.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.config.arrivals import Trace
 from sim.config.distributions import Empirical
 from sim.config.facility import SeriesFile
 from sim.config.scenario import InferenceWorkload, Scenario
@@ -49,11 +51,13 @@ class Inputs:
     """Data loaded for a run.
 
     Empirical samples in seconds, keyed by (path, column, unit); series keyed by (path,
-    time column, value column).
+    time column, value column); arrival traces (seconds since their first row, ascending)
+    keyed by (path, time column).
     """
 
     samples: dict[tuple[Path, str | None, str], np.ndarray] = field(default_factory=dict)
     series: dict[tuple[Path, str, str], Series] = field(default_factory=dict)
+    traces: dict[tuple[Path, str], np.ndarray] = field(default_factory=dict)
 
     def empirical(self, spec: Empirical) -> np.ndarray:
         """The values (seconds) of an empirical distribution."""
@@ -62,6 +66,10 @@ class Inputs:
     def series_of(self, spec: SeriesFile) -> Series:
         """The series read for a ``kind = "series"`` spec."""
         return self.series[(spec.path, spec.time_column, spec.value_column)]
+
+    def trace_of(self, spec: Trace) -> np.ndarray:
+        """A trace's times: seconds since its earliest row, ascending, one per row."""
+        return self.traces[(spec.path, spec.time_column)]
 
 
 class DataFileError(ValueError):
@@ -307,8 +315,13 @@ def _needs_start(col: _Column, example: str, row: int) -> NeedsStart:
     )
 
 
-def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]:
-    """Seconds since ``start`` of each row, and whether the column holds timestamps."""
+def _read_times(
+    col: _Column, start: datetime | None, seconds_are: str = _SECONDS
+) -> tuple[np.ndarray, bool]:
+    """Seconds since ``start`` of each row, and whether the column holds timestamps.
+
+    ``seconds_are`` says what numbers mean, for messages.
+    """
     import pyarrow as pa
 
     arr = col.arr
@@ -317,7 +330,7 @@ def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]
         seconds = _floats(arr)
         bad = ~np.isfinite(seconds)
         if bad.any():
-            raise col.reject(bad, col.texts(), _SECONDS)
+            raise col.reject(bad, col.texts(), seconds_are)
         return seconds, False
     if pa.types.is_timestamp(kind):
         nulls = None
@@ -341,11 +354,13 @@ def _read_times(col: _Column, start: datetime | None) -> tuple[np.ndarray, bool]
             seconds -= rest / 10**6 / per_s
         return seconds, True
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
-        raise col.wrong_type(f"{_TIMESTAMPS} or {_SECONDS}")
-    return _parse_times(col, col.texts(), start)
+        raise col.wrong_type(f"{_TIMESTAMPS} or {seconds_are}")
+    return _parse_times(col, col.texts(), start, seconds_are)
 
 
-def _parse_times(col: _Column, cells: list[Any], start: datetime | None) -> tuple[np.ndarray, bool]:
+def _parse_times(
+    col: _Column, cells: list[Any], start: datetime | None, seconds_are: str = _SECONDS
+) -> tuple[np.ndarray, bool]:
     """Times from text: numbers of seconds or timestamps, whichever most rows hold."""
     n = len(cells)
     numbers = np.full(n, math.nan)
@@ -363,7 +378,7 @@ def _parse_times(col: _Column, cells: list[Any], start: datetime | None) -> tupl
     if n_stamps <= int(np.isfinite(numbers).sum()):
         bad = ~np.isfinite(numbers)
         if bad.any():
-            raise col.reject(bad, cells, _SECONDS)
+            raise col.reject(bad, cells, seconds_are)
         return numbers, False
     if start is None:
         first = next(i for i, s in enumerate(stamps) if s is not None)
@@ -487,6 +502,79 @@ def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> S
     return Series(times_s=times, values=values)
 
 
+# ---------------------------------------------------------------------------------------------
+# Arrival traces
+
+_TRACE_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+"""Timestamps are first read as seconds since this instant, then taken from the earliest."""
+_TRACE_SECONDS = "numbers (seconds)"
+
+
+def read_trace(spec: Trace) -> np.ndarray:
+    """Read a trace's time column: seconds since its earliest row, ascending, one per row.
+
+    The column holds numbers of seconds (>= 0) or timestamps (Parquet timestamps, or text such
+    as ``2023-11-16 18:15:46.6805900``; any number of fractional digits, UTC without an offset;
+    no ``scenario.start`` needed, only differences count). Rows may come in any order and
+    share an instant; every row is kept. Raises DataFileError at ``path`` (missing, unreadable
+    or empty file) or ``time_column`` (missing column, bad rows, with their line numbers).
+    """
+    path = spec.path
+    table = _open_table(path)
+    names = table.column_names
+    if spec.time_column not in names:
+        raise DataFileError(
+            "time_column",
+            f"data file {str(path)!r} has no column {spec.time_column!r} (it has {names})",
+        )
+    n = table.num_rows
+    if n == 0:
+        raise DataFileError("path", f"data file {str(path)!r} has no rows")
+    rows = _Rows(path, n)
+    col = _Column(
+        path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
+    )
+    times, stamped = _read_times(col, _TRACE_ORIGIN, _TRACE_SECONDS)
+    if not stamped:
+        negative = times < 0
+        if negative.any():
+            raise col.reject(negative, col.texts(), "numbers >= 0 (seconds)")
+    first = float(times.min())
+    if stamped and first != 0.0:
+        # Again from the first row's whole second, so sub-second gaps keep their digits.
+        whole = math.floor(first)
+        times, _ = _read_times(col, _TRACE_ORIGIN + timedelta(seconds=whole), _TRACE_SECONDS)
+        first = float(times.min())
+    relative: np.ndarray = np.sort(times - first, kind="stable")
+    relative.setflags(write=False)
+    return relative
+
+
+def trace_period(relative: np.ndarray) -> float:
+    """The period of a looped trace (in the file's seconds): its span + one median gap.
+
+    Raises DataFileError if it is 0 (a trace whose rows are all at one instant cannot loop).
+    """
+    period = float(relative[-1] - relative[0]) + _median_step(relative)
+    if not period > 0 or not math.isfinite(period):
+        raise DataFileError(
+            "loop", f"a trace whose {len(relative)} row(s) all share one instant cannot loop"
+        )
+    return period
+
+
+def trace_count(spec: Trace, relative: np.ndarray, horizon_s: float) -> int:
+    """How many arrivals a trace hands out in ``[0, horizon_s)``."""
+    span = (horizon_s - spec.offset_s) * spec.speedup  # the file's seconds within the horizon
+    if span <= 0:
+        return 0
+    if not spec.loop:
+        return int(np.searchsorted(relative, span, side="left"))
+    period = trace_period(relative)
+    reps = math.floor(span / period)
+    return reps * len(relative) + int(np.searchsorted(relative, span - reps * period, side="left"))
+
+
 _READ: dict[tuple[Any, ...], Any] = {}
 """Data this process has read, keyed by what was asked and the file's size and modification
 time: a sweep worker reads each data file once, not once per run."""
@@ -521,6 +609,30 @@ def _series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> Serie
     key = ("series", spec.model_dump_json(), start, horizon_s)
     result: Series = _cached(spec.path, key, lambda: read_series(spec, start, horizon_s))
     return result
+
+
+def _trace(spec: Trace) -> np.ndarray:
+    key = ("trace", str(spec.path), spec.time_column)
+    result: np.ndarray = _cached(spec.path, key, lambda: read_trace(spec))
+    return result
+
+
+def trace_counts(scn: Scenario) -> dict[str, float]:
+    """Arrivals in the horizon of each workload with a ``trace`` arrival, by workload name.
+
+    For the run's estimate, before the other checks: a trace that cannot be read is left out
+    (``read_inputs`` reports it).
+    """
+    counts: dict[str, float] = {}
+    for wl in scn.workloads:
+        if isinstance(wl.arrival, Trace):
+            try:
+                counts[wl.name] = float(
+                    trace_count(wl.arrival, _trace(wl.arrival), scn.scenario.duration_s)
+                )
+            except DataFileError:
+                continue
+    return counts
 
 
 def _series_specs(scn: Scenario) -> list[tuple[str, SeriesFile]]:
@@ -558,6 +670,20 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
             inputs.samples[ident] = _empirical(spec)
         except DataFileError as exc:
             problems.append(Problem(f"workloads.{wl.name}.{key}.{exc.key}", str(exc)))
+    for wl in scn.workloads:
+        arrival = wl.arrival
+        if not isinstance(arrival, Trace):
+            continue
+        try:
+            times = inputs.traces.get((arrival.path, arrival.time_column))
+            if times is None:
+                times = inputs.traces[(arrival.path, arrival.time_column)] = _trace(arrival)
+            if arrival.loop:
+                trace_period(times)
+        except DataFileError as exc:
+            problems.append(
+                Problem(f"workloads.{wl.name}.arrival.{exc.key}", str(exc), related=exc.related)
+            )
     failed: dict[tuple[Path, str, str], DataFileError] = {}
     for key, series in _series_specs(scn):
         sid = (series.path, series.time_column, series.value_column)

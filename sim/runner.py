@@ -141,7 +141,9 @@ def prepare(
     """
     overrides = tuple(overrides)
     scn, source = _parse(scenario, overrides, source)
-    size = sizing.estimate(scn)
+    from sim.inputs import trace_counts
+
+    size = sizing.estimate(scn, counts=trace_counts(scn))
     target = (
         Path(out_dir)
         if out_dir is not None

@@ -12,6 +12,10 @@ ran ``benchmarks/calibrate.py`` (``.venv/bin/python benchmarks/calibrate.py``; i
 time and their run directory's ``manifest.json``). Expected counts use the arrival processes'
 mean rates, so they are what the run averages, not what one seed draws.
 
+A ``trace`` arrival's count is the rows of its file within the horizon, counted by
+``sim.inputs.trace_counts`` and passed in (without it, 0). ``daily`` and ``mmpp`` use their
+long-run mean rates (whole weeks; the stationary mix of states).
+
 Accuracy: rows within a few per cent for Poisson and periodic arrivals over long horizons;
 memory, disk and time within about 2x of a measured ``sim run`` on this machine for the
 scenarios under ``benchmarks/`` and ``scenarios/`` (calibrate.py prints the ratios). Memory
@@ -319,6 +323,18 @@ def arrivals(arrival: ArrivalBase, horizon_s: float) -> float:
     return _cap(rate * horizon_s) if rate is not None else 0.0
 
 
+def _counts(
+    workloads: list[InferenceWorkload] | list[TrainingWorkload],
+    horizon_s: float,
+    known: Mapping[str, float],
+) -> dict[str, float]:
+    """Expected arrivals of each workload: counted where known (traces), else from its process."""
+    return {
+        w.name: _cap(known[w.name]) if w.name in known else arrivals(w.arrival, horizon_s)
+        for w in workloads
+    }
+
+
 def _pools_of(scn: Scenario, pool: str | None) -> list[tuple[int, int, float]]:
     """(nodes, GPUs, speed) of the pools a workload may use (all if its pool is unknown)."""
     catalogue = scn.gpu_catalogue()
@@ -347,13 +363,20 @@ class _Parts:
         )
 
 
-def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Estimate:
+def estimate(
+    scn: Scenario,
+    constants: Mapping[str, float] | None = None,
+    counts: Mapping[str, float] | None = None,
+) -> Estimate:
     """The expected requests, rows, peak memory, disk and time of running ``scn``.
 
     Pure arithmetic on the scenario's values (nothing is allocated per node or request), so
     it is safe on absurd input; references need not resolve. ``constants`` replaces measured
-    constants by name (see ``CALIBRATED``), for ``benchmarks/calibrate.py``.
+    constants by name (see ``CALIBRATED``), for ``benchmarks/calibrate.py``. ``counts`` gives
+    the arrivals in the horizon of workloads whose process cannot say (``trace``: the rows of
+    its file, ``sim.inputs.trace_counts``), by workload name.
     """
+    known = counts or {}
     c = {name: float(globals()[name]) for name in CALIBRATED}
     c.update(constants or {})
     memory, disk, time = _Parts(c), _Parts(c), _Parts(c)
@@ -377,10 +400,12 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
     requests: dict[str, float] = {}
     rows: dict[str, float] = {}
     placed_total = replica_gpus = 0.0
+    inference = [w for w in scn.workloads if isinstance(w, InferenceWorkload)]
+    request_counts = _counts(inference, horizon, known)
     for wl in scn.workloads:
         if not isinstance(wl, InferenceWorkload):
             continue
-        n = arrivals(wl.arrival, horizon)
+        n = request_counts[wl.name]
         requests[wl.name] = n
         rows[wl.name] = n * scn.request_output(wl).level[1]
         pools = _pools_of(scn, wl.pool)
@@ -447,7 +472,7 @@ def estimate(scn: Scenario, constants: Mapping[str, float] | None = None) -> Est
 
     # Training: jobs, the row groups they fill, and the jobs waiting or running.
     training = [w for w in scn.workloads if isinstance(w, TrainingWorkload)]
-    job_counts = {w.name: arrivals(w.arrival, horizon) for w in training}
+    job_counts = _counts(training, horizon, known)
     jobs = sum(job_counts.values())
     events = _cap(EVENTS_PER_JOB * jobs + placed_total + EVENTS_FIXED)
     if training:
@@ -642,7 +667,20 @@ def limit_problems(scn: Scenario) -> list[Problem]:
     return problems
 
 
-ARRIVAL_FIELDS = ("rate_per_s", "rate_per_h", "rate_per_d", "interval", "times")
+ARRIVAL_FIELDS = (
+    "rate_per_s",
+    "rate_per_h",
+    "rate_per_d",
+    "interval",
+    "times",
+    "hourly",
+    "weekdays",
+    "rates_per_s",
+    "mean_sojourn",
+    "path",
+    "speedup",
+    "loop",
+)
 """The keys of an arrival process that set how many arrivals there are."""
 
 

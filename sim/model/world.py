@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
 from sim.errors import ScenarioError
 from sim.inputs import Inputs
-from sim.model.arrivals import make_stream
+from sim.model.arrivals import StreamContext, make_stream
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.ledger import PowerLedger
@@ -65,6 +65,9 @@ class World:
         self.clock = Clock()
         self.streams = RandomStreams(seed)
         self.inputs = inputs
+        self.arrival_context = StreamContext(
+            inputs, scn.scenario.start, scn.scenario.timezone, self.horizon
+        )
         self.pools = build_pools(scn)
         self.meters = [
             PoolMeter(cfg, state.gpu) for cfg, state in zip(scn.pools, self.pools, strict=True)
@@ -158,7 +161,11 @@ class World:
             self.keys[index],
             wl,
             placements,
-            make_stream(wl.arrival, self.streams.stream("workload", wl.name, "arrival")),
+            make_stream(
+                wl.arrival,
+                self.streams.stream("workload", wl.name, "arrival"),
+                self.arrival_context,
+            ),
             make_sampler(
                 wl.service, self.streams.stream("workload", wl.name, "service"), self.inputs
             ),
@@ -178,7 +185,11 @@ class World:
             self.keys[index],
             wl,
             self.capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool),
-            make_stream(wl.arrival, self.streams.stream("workload", wl.name, "arrival")),
+            make_stream(
+                wl.arrival,
+                self.streams.stream("workload", wl.name, "arrival"),
+                self.arrival_context,
+            ),
             make_sampler(
                 wl.duration, self.streams.stream("workload", wl.name, "duration"), self.inputs
             ),
