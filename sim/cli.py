@@ -215,8 +215,13 @@ def sweep(
         plan, workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress
     )
     if not quiet:
+        import pandas as pd
+
+        from sim.analysis.report import format_points
+
+        click.echo(format_points(pd.read_parquet(report.ci_path), list(plan.axes)))
         click.echo(
-            f"sweep {plan.name}: {report.runs} runs, {report.ran} run now, {report.skipped} "
+            f"\nsweep {plan.name}: {report.runs} runs, {report.ran} run now, {report.skipped} "
             f"done before, {len(report.failed)} failed"
         )
         click.echo(f"summary: {report.summary_path}")

@@ -109,6 +109,15 @@ def test_grid_gives_one_typed_row_per_run_and_a_second_invocation_redoes_nothing
     by_rate = summary.groupby("workloads.chat.arrival.rate_per_s")["requests_total"].mean()
     assert by_rate[6.0] > by_rate[4.5] * 1.2
 
+    assert "SLA met" in result.output and "runs" in result.output  # the table of points
+
+    # A run written before an optional key existed (null here) is still the same run.
+    first = root / summary["run"][0] / MANIFEST
+    manifest = json.loads(first.read_text())
+    assert manifest["scenario"]["scenario"].pop("timezone", "missing") is None
+    first.write_text(json.dumps(manifest))
+    runs[summary["run"][0]] = first.stat().st_mtime_ns
+
     again = CliRunner().invoke(cli, ["sweep", str(sweep), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert "0 run now, 8 done before" in again.output

@@ -171,3 +171,52 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     lines += ["", *_table(["pool", "GPU", "GPUs", "busy", "held", "IT MWh"], rows)]
     return "\n".join(lines)
+
+
+POINT_FIGURES = (
+    ("sla_attainment", "SLA met", "pct"),
+    ("request_latency_p99_s", "p99 latency", "s"),
+    ("gpu_utilization", "GPU busy", "pct"),
+    ("energy_mwh", "MWh", ""),
+)
+"""The figures ``format_points`` shows per point: key, heading, format."""
+
+
+def format_points(points: Any, axes: list[str]) -> str:
+    """A sweep's points (``summary_ci.parquet`` as a DataFrame) as a text table.
+
+    The axes, the finished runs, and the main figures' means with the half-width of their
+    95 % intervals (``±``, left out with a single run).
+    """
+    shown = [(k, h, f) for k, h, f in POINT_FIGURES if f"{k}.mean" in points.columns]
+    headers = ["point", *axes, "runs", *(h for _, h, _ in shown)]
+    rows: list[list[str]] = []
+    for _, row in points.iterrows():
+        cells = [str(row["point"]), *(_cell(row[a]) for a in axes), str(row["runs"])]
+        for key, _, kind in shown:
+            mean, high = _value(row[f"{key}.mean"]), _value(row[f"{key}.ci95_high"])
+            text = _fmt(mean, kind)
+            if mean is not None and high is not None:
+                text += f" ± {_fmt(high - mean, kind)}"
+            cells.append(text)
+        rows.append(cells)
+    return "\n".join(_table(headers, rows))
+
+
+def _value(x: Any) -> float | None:
+    """A float, or None for a null (NaN, NA)."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def _cell(x: Any) -> str:
+    """An axis value: text as it is, numbers without a needless ``.0``, ``-`` for null."""
+    if isinstance(x, str):
+        return x
+    value = _value(x)
+    if value is None:
+        return "-"
+    return f"{value:g}"

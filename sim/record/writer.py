@@ -48,16 +48,26 @@ def read_identity(out: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(manifest, dict) or manifest.get("simulator") != "sim":
         return None
-    return {"scenario": manifest.get("scenario"), "seed": manifest.get("seed")}
+    return {"scenario": _without_nulls(manifest.get("scenario")), "seed": manifest.get("seed")}
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` with every null-valued key of its tables left out (at any depth)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def run_identity(scenario: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """What makes two runs the same run: the checked scenario (overrides applied) and the seed.
 
     ``scenario`` is the scenario's JSON dump; it goes through JSON so that it compares equal to
-    what a manifest holds.
+    what a manifest holds. Keys set to null are left out, so an optional key that a later
+    version of sim added (and a run does not use) does not make an earlier run different.
     """
-    return {"scenario": json.loads(json.dumps(scenario)), "seed": seed}
+    return {"scenario": _without_nulls(json.loads(json.dumps(scenario))), "seed": seed}
 
 
 def prepare_out_dir(
