@@ -177,7 +177,7 @@ def _progress_bar(name: str, horizon_s: float) -> _Bar | None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    help="Local worker processes [default: the number of CPUs].",
+    help="Local worker processes [default: the CPUs this process may use].",
 )
 @click.option(
     "--scheduler",
