@@ -427,6 +427,23 @@ def _clock(start: datetime | None) -> Callable[[float], str]:
     return show
 
 
+def _open_with_columns(path: Path, columns: Sequence[tuple[str, str]]) -> tuple[Any, _Rows]:
+    """Open a data file that must hold rows and these columns; its table and row numbering.
+
+    ``columns`` are ``(key, column name)``: the key is blamed when the column is missing.
+    """
+    table = _open_table(path)
+    names = table.column_names
+    for key, name in columns:
+        if name not in names:
+            raise DataFileError(
+                key, f"data file {str(path)!r} has no column {name!r} (it has {names})"
+            )
+    if table.num_rows == 0:
+        raise DataFileError("path", f"data file {str(path)!r} has no rows")
+    return table, _Rows(path, table.num_rows)
+
+
 def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> Series:
     """Read a series file; raise DataFileError (NeedsStart for timestamps without a start).
 
@@ -440,17 +457,9 @@ def read_series(spec: SeriesFile, start: datetime | None, horizon_s: float) -> S
     if start is not None and start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     path = spec.path
-    table = _open_table(path)
-    names = table.column_names
-    for key, name in (("time_column", spec.time_column), ("value_column", spec.value_column)):
-        if name not in names:
-            raise DataFileError(
-                key, f"data file {str(path)!r} has no column {name!r} (it has {names})"
-            )
-    n = table.num_rows
-    if n == 0:
-        raise DataFileError("path", f"data file {str(path)!r} has no rows")
-    rows = _Rows(path, n)
+    table, rows = _open_with_columns(
+        path, (("time_column", spec.time_column), ("value_column", spec.value_column))
+    )
     time_col = _Column(
         path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
     )
@@ -520,17 +529,7 @@ def read_trace(spec: Trace) -> np.ndarray:
     or empty file) or ``time_column`` (missing column, bad rows, with their line numbers).
     """
     path = spec.path
-    table = _open_table(path)
-    names = table.column_names
-    if spec.time_column not in names:
-        raise DataFileError(
-            "time_column",
-            f"data file {str(path)!r} has no column {spec.time_column!r} (it has {names})",
-        )
-    n = table.num_rows
-    if n == 0:
-        raise DataFileError("path", f"data file {str(path)!r} has no rows")
-    rows = _Rows(path, n)
+    table, rows = _open_with_columns(path, (("time_column", spec.time_column),))
     col = _Column(
         path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
     )

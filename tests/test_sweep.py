@@ -364,35 +364,14 @@ def test_sim_run_with_set_gets_the_folders_a_sweep_point_would(tmp_path: Path) -
         assert plan.tasks[0].relative == point
 
         # Another scenario's run is not replaced without --overwrite.
-        other = runner.invoke(
-            cli,
-            [
-                "run",
-                "tiny.toml",
-                "--quiet",
-                "--set",
-                "scenario.duration=6m",
-                "--out",
-                "outputs/tiny/seed=3",
-            ],
-        )
+        longer = ["run", "tiny.toml", "--quiet", "--set", "scenario.duration=6m"]
+        longer += ["--out", "outputs/tiny/seed=3"]
+        other = runner.invoke(cli, longer)
         assert other.exit_code == 2
         assert "holds a different run" in other.output and "--overwrite" in other.output
         same = runner.invoke(cli, ["run", "tiny.toml", "--quiet"])
         assert same.exit_code == 0, "the same run may be written again"
-        forced = runner.invoke(
-            cli,
-            [
-                "run",
-                "tiny.toml",
-                "--quiet",
-                "--set",
-                "scenario.duration=6m",
-                "--out",
-                "outputs/tiny/seed=3",
-                "--overwrite",
-            ],
-        )
+        forced = runner.invoke(cli, [*longer, "--overwrite"])
         assert forced.exit_code == 0, forced.output
     finally:
         os.chdir(cwd)

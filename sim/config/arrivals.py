@@ -93,6 +93,15 @@ class At(ArrivalBase):
     """Arrival times since the scenario start (durations)."""
 
 
+def _some_positive(values: tuple[float, ...], what: str) -> tuple[float, ...]:
+    """``values`` if all are finite and >= 0 and one at least is > 0 (``what``: for messages)."""
+    if any(not (v >= 0 and v < float("inf")) for v in values):
+        raise ValueError(f"{what}s must be finite numbers >= 0")
+    if not any(v > 0 for v in values):
+        raise ValueError(f"at least one {what} must be > 0")
+    return values
+
+
 def _mean(values: tuple[float, ...]) -> float:
     return sum(values) / len(values)
 
@@ -115,11 +124,7 @@ class Daily(_Rated):
     @field_validator("hourly", "weekdays")
     @classmethod
     def _factors(cls, values: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not (v >= 0 and v < float("inf")) for v in values):
-            raise ValueError("factors must be finite numbers >= 0")
-        if not any(v > 0 for v in values):
-            raise ValueError("at least one factor must be > 0")
-        return values
+        return _some_positive(values, "factor")
 
     @property
     def peak_hz(self) -> float:
@@ -151,11 +156,7 @@ class Mmpp(ArrivalBase):
     @field_validator("rates_per_s")
     @classmethod
     def _rates(cls, values: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not (v >= 0 and v < float("inf")) for v in values):
-            raise ValueError("rates must be finite numbers >= 0")
-        if not any(v > 0 for v in values):
-            raise ValueError("at least one rate must be > 0")
-        return values
+        return _some_positive(values, "rate")
 
     @field_validator("mean_sojourn_s")
     @classmethod

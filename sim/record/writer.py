@@ -122,7 +122,8 @@ def different_run(held: Mapping[str, Any], identity: Mapping[str, Any]) -> str:
     )
 
 
-def _atomic(path: Path, write: Any) -> None:
+def write_atomically(path: Path, write: Any) -> None:
+    """``write(tmp)`` to a hidden temporary name beside ``path``, then rename it into place."""
     tmp = temporary_name(path)
     try:
         write(tmp)
@@ -169,10 +170,10 @@ def finish_run_dir(
             path = out / f"{name}.parquet"
             files[path.name] = _file_entry(path, count)
         path = out / SUMMARY
-        _atomic(path, lambda tmp: tmp.write_bytes(_json_bytes(summary)))
+        write_atomically(path, lambda tmp: tmp.write_bytes(_json_bytes(summary)))
         files[SUMMARY] = _file_entry(path)
         manifest = {**manifest, "files": files}
-        _atomic(out / MANIFEST, lambda tmp: tmp.write_bytes(_json_bytes(manifest)))
+        write_atomically(out / MANIFEST, lambda tmp: tmp.write_bytes(_json_bytes(manifest)))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserError(f"{out}: cannot write the run directory ({reason})") from None
@@ -189,7 +190,7 @@ def copy_run_dir(
     names = [f"{name}.parquet" for name in TABLES] + [SUMMARY, MANIFEST]
     try:
         for name in names:
-            _atomic(out / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
+            write_atomically(out / name, lambda tmp, name=name: shutil.copyfile(src / name, tmp))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise UserError(f"{out}: cannot write the run directory ({reason})") from None

@@ -74,10 +74,10 @@ class Plan:
     tasks: tuple[Task, ...]
     spec: SweepSection
 
-    def label(self, point: int) -> str:
-        """``key=value, ...`` of a point, for messages."""
-        values = self.points[point]
-        return ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "the scenario"
+
+def _label(values: dict[str, Value]) -> str:
+    """``key=value, ...`` of a point, for messages."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "the scenario"
 
 
 def _round(x: float, low: float, high: float, n: int) -> float:
@@ -148,7 +148,7 @@ def make_plan(sweep_file: str | Path, out: str | Path = "outputs") -> Plan:
     for p, point in enumerate(values):
         overrides = tuple(override(k, v) for k, v in point.items())
         here = Path(*(folder(k, v) for k, v in point.items()))
-        label = ", ".join(f"{k}={format_value(v)}" for k, v in point.items()) or "the scenario"
+        label = _label(point)
         try:
             prepared = prepare(scenario_path, overrides, out_dir=root / here)
         except ScenarioError as error:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import UserError
-from sim.record.writer import MANIFEST, different_run, read_identity
+from sim.record.writer import MANIFEST, different_run, read_identity, write_atomically
 from sim.sweep.execute import Outcome, run_tasks
 from sim.sweep.plan import Plan, Task
 from sim.sweep.tables import CI_TABLE, SUMMARY_TABLE, ci_frame, summary_frame, write_table
@@ -95,9 +95,7 @@ def _strays(plan: Plan) -> list[str]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def describe(plan: Plan) -> dict[str, Any]:

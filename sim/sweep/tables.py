@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.record.writer import SUMMARY
+from sim.record.writer import SUMMARY, write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,8 +176,4 @@ def ci_frame(summary: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write a frame to Parquet atomically, with pandas metadata so types read back as written."""
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False, compression="zstd")
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False, compression="zstd"))
