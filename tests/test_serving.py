@@ -68,6 +68,9 @@ def test_measured_configurations_reproduce_the_csv_medians(hardware, tp):
         [] if tp == 2 else [32768]
     )
     assert sorted(step[hardware, tp]) == [1, 2, 4, 8, 16, 32] + ([] if tp == 2 else [64])
+    # The curves hold these points and no others (e.g. no TP2 batch 64, no 8,192-token batch).
+    assert [x for x, _ in times.prefill_points_s] == sorted(prefill[hardware, tp])
+    assert [b for b, _ in times.step_points_s] == sorted(step[hardware, tp])
     for tokens, ms in prefill[hardware, tp].items():
         assert times.prefill_s(tokens) == pytest.approx(ms / 1000, rel=1e-9), tokens
     for batch, ms in step[hardware, tp].items():
@@ -153,6 +156,17 @@ def test_a_riser_costs_exactly_the_all_reduce_difference():
     # A prefill of 1,000 tokens moves 1,000 times the bytes, with the same latencies.
     prefill = 160 * ((1000 * 24_576) * (1 / (riser_gbs * 1e9) - 1 / 450e9) + 6 * (1.0e-6 - 0.47e-6))
     assert riser.prefill_s(1000) - nvlink.prefill_s(1000) == pytest.approx(prefill, rel=1e-9)
+    # On an A100 reference the measured link was NVLink 3 (300 GB/s): an RTX-3090 on PCIe 4.0
+    # x16 (31.51 GB/s) pays, against a link no slower than the measured one (no extra),
+    # 160 × [(24,576 / 31.51e9 + 6 × 1.0e-6) - (24,576 / 300e9 + 6 × 0.47e-6)]
+    # = 160 × (6.7800e-6 - 2.9019e-6) = 0.6205e-3 s per step: over NVLink 3, not NVLink 4.
+    gpu = BUILTIN_GPU_TYPES["RTX-3090"]
+    pcie_gbs = 16 * 16 * 128 / 130 / 8
+    on_pcie = serving_times(model, "fp8", gpu, 4, link_of("pcie"))
+    no_extra = serving_times(model, "fp8", gpu, 4, Link(10_000.0, 0.0))
+    by_hand = 160 * ((24_576 / (pcie_gbs * 1e9) + 6e-6) - (24_576 / 300e9 + 6 * 0.47e-6))
+    assert by_hand == pytest.approx(0.6205e-3, rel=1e-3)
+    assert on_pcie.step_s(1) - no_extra.step_s(1) == pytest.approx(by_hand, rel=1e-9)
     # A link faster than the measured one does not make the measured configuration faster.
     fast = serving_times(model, "fp16", h100, 4, Link(10_000.0, 0.0))
     assert fast.step_s(1) == nvlink.step_s(1)
