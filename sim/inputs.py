@@ -22,7 +22,7 @@ import numpy as np
 from sim.config.arrivals import Trace
 from sim.config.distributions import Empirical
 from sim.config.facility import SeriesFile
-from sim.config.scenario import InferenceWorkload, Scenario
+from sim.config.scenario import InferenceWorkload, LLMWorkload, Scenario, Workload
 from sim.config.units import UNIT_SECONDS, format_duration
 from sim.errors import Problem
 
@@ -645,6 +645,22 @@ def _series_specs(scn: Scenario) -> list[tuple[str, SeriesFile]]:
     return [(key, spec) for key, spec in specs if isinstance(spec, SeriesFile)]
 
 
+def _distributions(scn: Scenario) -> list[tuple[Workload, str, Any]]:
+    """(workload, key, spec) of every distribution a workload draws from."""
+    found: list[tuple[Workload, str, Any]] = []
+    for wl in scn.workloads:
+        if isinstance(wl, InferenceWorkload):
+            found.append((wl, "service", wl.service))
+        elif isinstance(wl, LLMWorkload):
+            found += [
+                (wl, "input_tokens", wl.input_tokens),
+                (wl, "output_tokens", wl.output_tokens),
+            ]
+        else:
+            found.append((wl, "duration", wl.duration))
+    return found
+
+
 def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
     """Read every data file ``scn`` refers to; return what was read and every problem.
 
@@ -654,12 +670,7 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
     """
     inputs = Inputs()
     problems: list[Problem] = []
-    for wl in scn.workloads:
-        key, spec = (
-            ("service", wl.service)
-            if isinstance(wl, InferenceWorkload)
-            else ("duration", wl.duration)
-        )
+    for wl, key, spec in _distributions(scn):
         if not isinstance(spec, Empirical):
             continue
         ident = (spec.path, spec.column, spec.unit)

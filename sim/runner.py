@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sim.config import Scenario, apply_overrides, check_scenario
 from sim.config import estimate as sizing
 from sim.config.loading import blame_overrides, parse_scenario, read_scenario
-from sim.config.scenario import InferenceWorkload
+from sim.config.scenario import LLMWorkload, ServedWorkload, SlaLimits, Workload
 from sim.errors import Problem, ScenarioError, UserError
 from sim.version import __version__
 
@@ -201,9 +201,7 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
             {
                 "name": w.name,
                 "kind": w.kind,
-                "sla_latency_s": w.sla.latency_s
-                if isinstance(w, InferenceWorkload) and w.sla
-                else None,
+                **_sla_keys(w),
             }
             for w in scn.workloads
         ],
@@ -218,6 +216,19 @@ def run_meta(scn: Scenario, seed: int) -> dict[str, Any]:
             for p in scn.pools
         ],
     }
+
+
+def _sla_keys(w: Workload) -> dict[str, float | None]:
+    """A workload's objectives for the run's metadata (and for LLMs its replicas' GPUs)."""
+    limits = w.sla.limits if isinstance(w, ServedWorkload) and w.sla else SlaLimits()
+    keys: dict[str, float | None] = {"sla_latency_s": limits.latency_s}
+    if isinstance(w, LLMWorkload):
+        keys |= {
+            "sla_ttft_s": limits.ttft_s,
+            "sla_tpot_s": limits.tpot_s,
+            "gpus": w.replicas * w.gpus_per_replica,
+        }
+    return keys
 
 
 def default_out_dir(scenario_name: str, seed: int, overrides: Iterable[str] = ()) -> Path:
@@ -241,7 +252,7 @@ def _request_recording(
     levels: list[tuple[str, float]] = []
     rngs: list[np.random.Generator | None] = []
     for w in scn.workloads:
-        level = scn.request_output(w).level if isinstance(w, InferenceWorkload) else ("all", 1.0)
+        level = scn.request_output(w).level if isinstance(w, ServedWorkload) else ("all", 1.0)
         levels.append(level)
         rngs.append(streams.stream("record", w.name) if level[0] == "sample" else None)
     return levels, rngs
@@ -298,11 +309,10 @@ def run(
     recorder = Recorder(
         out_dir=run_dir,
         workloads=[w.name for w in scn.workloads],
-        inference=[isinstance(w, InferenceWorkload) for w in scn.workloads],
+        inference=[isinstance(w, ServedWorkload) for w in scn.workloads],
         pools=[p.name for p in scn.pools],
-        sla_s=[
-            w.sla.latency_s if isinstance(w, InferenceWorkload) and w.sla else None
-            for w in scn.workloads
+        sla=[
+            w.sla.limits if isinstance(w, ServedWorkload) and w.sla else None for w in scn.workloads
         ],
         horizon_s=scn.scenario.duration_s,
         warmup_s=scn.scenario.warmup_s,

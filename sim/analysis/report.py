@@ -42,6 +42,41 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _llm_lines(s: dict[str, Any]) -> list[str]:
+    """The LLM workloads' token figures: TTFT, TPOT, attainment, tokens and batch size."""
+    llm = {k: v for k, v in s["workloads"].items() if v["kind"] == "llm"}
+    if not llm:
+        return []
+    rows = [
+        [
+            name,
+            _fmt(w["ttft_p50_s"], "s"),
+            _fmt(w["ttft_p99_s"], "s"),
+            _fmt(w["tpot_p50_s"], "s"),
+            _fmt(w["tpot_p99_s"], "s"),
+            _fmt(w["sla_ttft_attainment"], "pct"),
+            _fmt(w["sla_tpot_attainment"], "pct"),
+            _fmt(w["tokens_per_s_per_gpu"]),
+            _fmt(w["tokens_per_kwh"]),
+            _fmt(w["mean_batch"]),
+        ]
+        for name, w in llm.items()
+    ]
+    headers = [
+        "llm",
+        "TTFT p50",
+        "p99",
+        "TPOT p50",
+        "p99",
+        "TTFT met",
+        "TPOT met",
+        "tokens/s/GPU",
+        "tokens/kWh",
+        "mean batch",
+    ]
+    return ["", *_table(headers, rows)]
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Site figures, then one row per inference workload, training workload and pool."""
     s = summary
@@ -87,7 +122,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             ["goodput (useful / busy)", _fmt(s["goodput"], "pct")],
         ]
     lines += _table(["site", "value"], site)
-    inference = {k: v for k, v in s["workloads"].items() if v["kind"] == "inference"}
+    inference = {k: v for k, v in s["workloads"].items() if v["kind"] in ("inference", "llm")}
     if inference:
         rows = [
             [
@@ -125,6 +160,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 rows,
             ),
         ]
+    lines += _llm_lines(s)
     training = {k: v for k, v in s["workloads"].items() if v["kind"] == "training"}
     if training:
         rows = [

@@ -135,6 +135,50 @@ def request_stats(stats: pd.DataFrame, latency: pd.DataFrame, window_s: float) -
     }
 
 
+def token_stats(
+    stats: pd.DataFrame,
+    ttft: pd.DataFrame,
+    tpot: pd.DataFrame,
+    window_s: float,
+    gpus: int,
+    it_kwh: float,
+) -> dict[str, Any]:
+    """An LLM workload's TTFT and TPOT, attainment per objective, tokens and batch size.
+
+    ``stats``: its ``workload_stats`` rows; ``ttft``/``tpot``: its histogram rows; ``gpus``:
+    the GPUs of its replicas; ``it_kwh``: the IT energy of its busy GPUs after the warm-up.
+    """
+    total = stats.sum(numeric_only=True)
+    t50, t95, t99 = _hist_percentiles(ttft)
+    p50, p95, p99 = _hist_percentiles(tpot)
+    tokens = float(total["output_tokens"])
+    per_s = _ratio(tokens, window_s)
+    per_kwh = _ratio(tokens, it_kwh) if it_kwh > 0 else None
+    return {
+        "ttft_mean_s": _mean(float(total["ttft_sum_s"]), float(total["ttft_count"])),
+        "ttft_p50_s": t50,
+        "ttft_p95_s": t95,
+        "ttft_p99_s": t99,
+        "tpot_mean_s": _mean(float(total["tpot_sum_s"]), float(total["tpot_count"])),
+        "tpot_p50_s": p50,
+        "tpot_p95_s": p95,
+        "tpot_p99_s": p99,
+        **{
+            f"sla_{part}_attainment": _mean(
+                float(total[f"sla_{part}_met"]), float(total[f"sla_{part}_decided"])
+            )
+            for part in ("latency", "ttft", "tpot")
+        },
+        "input_tokens": int(total["input_tokens"]),
+        "output_tokens": int(tokens),
+        "tokens_per_s": per_s,
+        "tokens_per_s_per_gpu": _ratio(per_s, gpus) if per_s is not None and gpus else None,
+        "tokens_per_kwh": per_kwh,
+        "tokens_per_s_per_kw": per_kwh / 3600.0 if per_kwh is not None else None,
+        "mean_batch": _mean(float(total["batch_request_s"]), float(total["batch_busy_s"])),
+    }
+
+
 def job_stats(stats: pd.DataFrame, waits: pd.DataFrame) -> dict[str, Any]:
     """Counts and waits of training jobs from aggregate rows (``waits``: job_wait histogram)."""
     total = stats.sum(numeric_only=True)
@@ -216,9 +260,11 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     hists = load("histograms", [])
     latency = hists[_is(hists["measure"], "latency")]
     job_waits = hists[_is(hists["measure"], "job_wait")]
+    ttft = hists[_is(hists["measure"], "ttft")]
+    tpot = hists[_is(hists["measure"], "tpot")]
 
     kinds = {wl["name"]: wl["kind"] for wl in meta["workloads"]}
-    inference = [name for name, kind in kinds.items() if kind == "inference"]
+    inference = [name for name, kind in kinds.items() if kind in ("inference", "llm")]
     training = [name for name, kind in kinds.items() if kind == "training"]
     is_inference = np.isin(stats["workload"].astype(str), inference)
     is_training = np.isin(stats["workload"].astype(str), training)
@@ -287,16 +333,27 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
     for wl in meta["workloads"]:
         name = wl["name"]
         rows = stats[_is(stats["workload"], name)]
-        if wl["kind"] == "inference":
+        energy = rows[["it_energy_kwh", "energy_cost_usd"]].sum(min_count=1)
+        if wl["kind"] in ("inference", "llm"):
             workloads[name] = {
-                "kind": "inference",
-                "sla_latency_s": wl.get("sla_latency_s"),
+                "kind": wl["kind"],
+                **{k: v for k, v in wl.items() if k.startswith("sla_")},
                 **request_stats(rows, latency[_is(latency["workload"], name)], window_s),
             }
         else:
             waits = job_waits[_is(job_waits["workload"], name)]
             workloads[name] = {"kind": "training", **job_stats(rows, waits)}
-        energy = rows[["it_energy_kwh", "energy_cost_usd"]].sum(min_count=1)
+        if wl["kind"] == "llm":
+            workloads[name].update(
+                token_stats(
+                    rows,
+                    ttft[_is(ttft["workload"], name)],
+                    tpot[_is(tpot["workload"], name)],
+                    window_s,
+                    int(wl["gpus"]),
+                    float(energy["it_energy_kwh"]),
+                )
+            )
         workloads[name]["it_energy_mwh"] = float(energy["it_energy_kwh"]) / 1000.0
         workloads[name]["energy_cost_usd"] = float(energy["energy_cost_usd"]) if priced else None
     summary["workloads"] = workloads

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from sim.config.catalogue import GpuType
 from sim.config.estimate import Estimate, biggest, estimate, format_seconds, scaling_keys
 from sim.config.reliability import parse_target
-from sim.config.scenario import InferenceWorkload, Pool, Scenario, TrainingWorkload
+from sim.config.scenario import LLMWorkload, Pool, Scenario, ServedWorkload, TrainingWorkload
+from sim.config.serving import MEMORY_UTILISATION
 from sim.errors import Problem
 from sim.registry import nearest
 
@@ -121,12 +122,22 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
             )
 
     _check_targets(scn, result)
+    models = scn.model_catalogue()
     for workload in scn.workloads:
+        if isinstance(workload, LLMWorkload) and workload.model not in models:
+            problems.append(
+                Problem(
+                    f"workloads.{workload.name}.model",
+                    _unknown("model", workload.model, sorted(models))
+                    + " (add it under [[models]])",
+                )
+            )
+            continue
         candidates = _candidates(scn, workload, catalogue)
         if candidates is None:
             continue
-        if isinstance(workload, InferenceWorkload):
-            _check_replica_memory(workload, candidates, result)
+        if isinstance(workload, ServedWorkload):
+            _check_replica_memory(workload, workload.replica_memory_gb(models), candidates, result)
         else:
             _check_job_memory(workload, candidates, result)
     _check_size(scn, result, size if size is not None else estimate(scn))
@@ -168,7 +179,7 @@ def _check_targets(scn: Scenario, result: CheckResult) -> None:
 
 
 def _candidates(
-    scn: Scenario, wl: InferenceWorkload | TrainingWorkload, catalogue: dict[str, GpuType]
+    scn: Scenario, wl: ServedWorkload | TrainingWorkload, catalogue: dict[str, GpuType]
 ) -> _Candidates | None:
     """The pools a workload may use (the one it names, else all); None unless all resolve."""
     pools = [p for p in scn.pools if wl.pool is None or p.name == wl.pool]
@@ -177,9 +188,7 @@ def _candidates(
     return [(p, catalogue[p.gpu_type]) for p in pools]
 
 
-def _memory_keys(
-    wl: InferenceWorkload | TrainingWorkload, candidates: _Candidates
-) -> tuple[str, ...]:
+def _memory_keys(wl: ServedWorkload | TrainingWorkload, candidates: _Candidates) -> tuple[str, ...]:
     """The keys besides a workload's memory that decide whether it fits."""
     keys = [f"workloads.{wl.name}.pool"]
     for pool, gpu in candidates:
@@ -188,27 +197,36 @@ def _memory_keys(
 
 
 def _check_replica_memory(
-    wl: InferenceWorkload, candidates: _Candidates, result: CheckResult
+    wl: ServedWorkload, need_gb: float, candidates: _Candidates, result: CheckResult
 ) -> None:
     """A replica's model must fit in its GPUs' memory in at least one candidate pool."""
-    if any(wl.replica_fits(gpu) for _, gpu in candidates):
-        return
     gpus = wl.gpus_per_replica
+    if any(gpu.memory_gb * gpus >= need_gb for _, gpu in candidates):
+        return
     best, gpu = max(candidates, key=lambda c: c[1].memory_gb)
+    needs = f"a replica needs {need_gb:.4g} GB"
+    key = f"workloads.{wl.name}.model_memory_gb"
+    if isinstance(wl, LLMWorkload):
+        needs = (
+            f"{wl.model} in {wl.precision} needs {need_gb:.4g} GB (its weights, "
+            f"{need_gb * MEMORY_UTILISATION:.4g} GB, may fill {MEMORY_UTILISATION:.0%} of the "
+            "memory; the rest is activations and the KV cache)"
+        )
+        key = f"workloads.{wl.name}.model"
     if wl.pool:
         msg = (
-            f"a replica needs {wl.model_memory_gb:g} GB but its {gpus} × {gpu.name} in pool "
+            f"{needs} but its {gpus} × {gpu.name} in pool "
             f"{wl.pool!r} have {gpu.memory_gb * gpus:g} GB; raise gpus_per_replica or choose "
             "another pool"
         )
     else:
         msg = (
-            f"a replica needs {wl.model_memory_gb:g} GB but no pool has that in {gpus} GPU(s) "
+            f"{needs} but no pool has that in {gpus} GPU(s) "
             f"(the most is {gpu.memory_gb * gpus:g} GB, {gpu.name} in pool {best.name!r}); "
             "raise gpus_per_replica"
         )
     related = (f"workloads.{wl.name}.gpus_per_replica", *_memory_keys(wl, candidates))
-    result.problems.append(Problem(f"workloads.{wl.name}.model_memory_gb", msg, related=related))
+    result.problems.append(Problem(key, msg, related=related))
 
 
 def _check_job_memory(wl: TrainingWorkload, candidates: _Candidates, result: CheckResult) -> None:

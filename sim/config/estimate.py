@@ -31,12 +31,21 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.config.arrivals import ArrivalBase, At, Periodic
-from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
+from sim.config.catalogue import BUILTIN_GPU_TYPES
+from sim.config.interconnect import link_of
+from sim.config.scenario import (
+    InferenceWorkload,
+    LLMWorkload,
+    Scenario,
+    ServedWorkload,
+    TrainingWorkload,
+)
+from sim.config.serving import serving_times
 from sim.errors import Problem
 
 # --- Facts of the code (not measured) -----------------------------------------------------
@@ -324,7 +333,7 @@ def arrivals(arrival: ArrivalBase, horizon_s: float) -> float:
 
 
 def _counts(
-    workloads: list[InferenceWorkload] | list[TrainingWorkload],
+    workloads: Sequence[ServedWorkload | TrainingWorkload],
     horizon_s: float,
     known: Mapping[str, float],
 ) -> dict[str, float]:
@@ -345,7 +354,28 @@ def _pools_of(scn: Scenario, pool: str | None) -> list[tuple[int, int, float]]:
     ]
 
 
-def _output_key(wl: InferenceWorkload) -> str:
+def _service_s(scn: Scenario, wl: ServedWorkload) -> float | None:
+    """Mean time a request holds one of a replica's places on H100-SXM, where known.
+
+    For an LLM workload a replica holds ``max_batch`` requests at once, so this is a full
+    batch's time to prefill and decode one mean request, divided by ``max_batch``.
+    """
+    if isinstance(wl, InferenceWorkload):
+        return wl.service.expected_s()
+    if not isinstance(wl, LLMWorkload):
+        return None
+    model = scn.model_catalogue().get(wl.model)
+    means = [d.expected_s() if d is not None else None for d in (wl.input_tokens, wl.output_tokens)]
+    if model is None or means[0] is None or means[1] is None:
+        return None
+    times = serving_times(
+        model, wl.precision, BUILTIN_GPU_TYPES["H100-SXM"], wl.gpus_per_replica, link_of("nvlink")
+    )
+    batch = wl.max_batch
+    return float(times.prefill_s(means[0] * batch) + means[1] * times.step_s(batch)) / batch
+
+
+def _output_key(wl: ServedWorkload) -> str:
     """The key of a workload's recording level."""
     return f"workloads.{wl.name}.output.requests" if wl.output is not None else "output.requests"
 
@@ -400,10 +430,10 @@ def estimate(
     requests: dict[str, float] = {}
     rows: dict[str, float] = {}
     placed_total = replica_gpus = 0.0
-    inference = [w for w in scn.workloads if isinstance(w, InferenceWorkload)]
+    inference = [w for w in scn.workloads if isinstance(w, ServedWorkload)]
     request_counts = _counts(inference, horizon, known)
     for wl in scn.workloads:
-        if not isinstance(wl, InferenceWorkload):
+        if not isinstance(wl, ServedWorkload):
             continue
         n = request_counts[wl.name]
         requests[wl.name] = n
@@ -423,7 +453,7 @@ def estimate(
         # Requests held in memory at once: the window behind the oldest unfinished one, and
         # a queue that grows for ever when the replicas cannot keep up.
         rate = n / horizon
-        mean = wl.service.expected_s()
+        mean = _service_s(scn, wl)
         window = min(n, PENDING_ROWS + (rate * mean / speed * SOJOURN_WINDOW if mean else 0.0))
         held = f"~{format_count(window)} requests held at once"
         memory.add(key, held, window, "MEM_PER_PENDING_REQUEST_BYTES", hint)
@@ -455,7 +485,7 @@ def estimate(
 
     request_rows = sum(rows.values())
     if request_rows > 0:
-        recorded = [w for w in scn.workloads if isinstance(w, InferenceWorkload) and rows[w.name]]
+        recorded = [w for w in scn.workloads if isinstance(w, ServedWorkload) and rows[w.name]]
         top = max(recorded, key=lambda w: rows[w.name])
         keys = {_output_key(w) for w in recorded}
         key = "output.requests" if keys == {"output.requests"} else _output_key(top)
@@ -656,7 +686,7 @@ def limit_problems(scn: Scenario) -> list[Problem]:
                 )
             )
     for wl in scn.workloads:
-        if isinstance(wl, InferenceWorkload) and wl.replicas > MAX_REPLICAS:
+        if isinstance(wl, ServedWorkload) and wl.replicas > MAX_REPLICAS:
             problems.append(
                 Problem(
                     f"workloads.{wl.name}.replicas",

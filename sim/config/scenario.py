@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator, model_validator
@@ -13,12 +14,23 @@ from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
 from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
 from sim.config.distributions import Distribution
 from sim.config.facility import Facility
+from sim.config.models import BUILTIN_MODELS, LanguageModel
 from sim.config.reliability import Maintenance, Outage, as_distribution
+from sim.config.serving import memory_needed_gb
 from sim.config.units import Duration
 from sim.registry import nearest
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+NVLINK_GPUS = frozenset({"H100-SXM", "H200-SXM", "A100-80GB"})
+"""Built-in types sold as SXM modules, whose nodes link their GPUs with NVLink."""
+
+
+def trace_marks(arrival: Any) -> tuple[str, ...]:
+    """The marks (``input_tokens``, ``gpus``, ...) an arrival trace maps from its columns."""
+    return tuple(getattr(arrival, "columns", None) or ())
 
 
 class ScenarioMeta(Frozen):
@@ -85,6 +97,17 @@ class Pool(Frozen):
     """Power limit of each GPU (W), between its type's ``min_power_w`` and ``peak_w``: a busy
     GPU draws at most this and runs slower (README, "Power caps"). The type's peak when left
     out."""
+
+    interconnect: Literal["nvlink", "pcie", "riser"] | PositiveFloat | None = None
+    """The links between the GPUs of a node that tensor parallelism uses: ``"nvlink"``,
+    ``"pcie"``, ``"riser"`` (a PCIe x1 mining riser) or a bandwidth (GB/s per direction).
+    By default NVLink for SXM parts (H100-SXM, H200-SXM, A100-80GB), else PCIe."""
+
+    def link_name(self, gpu: GpuType) -> str | float:
+        """The pool's interconnect, its default resolved for GPUs of type ``gpu``."""
+        if self.interconnect is not None:
+            return self.interconnect
+        return "nvlink" if gpu.name in NVLINK_GPUS else "pcie"
 
     @property
     def gpus(self) -> int:
@@ -155,28 +178,56 @@ class Sla(Frozen):
     latency_s: Duration = Field(alias="latency", gt=0)
     """A request meets the SLA if it is served within this time of arriving (a duration)."""
 
+    @property
+    def limits(self) -> SlaLimits:
+        """The objective as (latency, TTFT, TPOT) limits, None where not set."""
+        return SlaLimits(self.latency_s)
 
-class InferenceWorkload(Frozen):
-    """A ``[[workloads]]`` entry of ``kind = "inference"``: a request stream served by replicas."""
+
+class TokenSla(Frozen):
+    """Objectives for an LLM workload: any combination of latency, TTFT and TPOT."""
+
+    latency_s: Duration | None = Field(default=None, alias="latency", gt=0)
+    """End-to-end: served within this time of arriving (a duration)."""
+    ttft_s: Duration | None = Field(default=None, alias="ttft", gt=0)
+    """Time to first token: the first output token within this time of arriving (a duration)."""
+    tpot_s: Duration | None = Field(default=None, alias="tpot", gt=0)
+    """Time per output token after the first: (end - first token) / (output tokens - 1) at
+    most this (a duration)."""
+
+    @model_validator(mode="after")
+    def _some(self) -> TokenSla:
+        if self.latency_s is None and self.ttft_s is None and self.tpot_s is None:
+            raise ValueError("give at least one of latency, ttft and tpot")
+        return self
+
+    @property
+    def limits(self) -> SlaLimits:
+        """The objectives as (latency, TTFT, TPOT) limits, None where not set."""
+        return SlaLimits(self.latency_s, self.ttft_s, self.tpot_s)
+
+
+class SlaLimits(NamedTuple):
+    """A workload's objectives in seconds; a request meets the SLA when it meets every one set."""
+
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+
+
+class ServedWorkload(Frozen):
+    """What every request-serving workload has: replicas, arrivals, queue limits, output."""
 
     name: Name
     """The workload's name."""
-    kind: Literal["inference"]
-    """``"inference"``."""
     replicas: int = Field(ge=1)
-    """Replicas placed at the start; each serves one request at a time."""
+    """Replicas placed at the start."""
     gpus_per_replica: int = Field(default=1, ge=1)
     """GPUs each replica occupies."""
     pool: str | None = None
     """The pool to place replicas on; by default each goes to the first pool with room."""
-    model_memory_gb: NonNegativeFloat = 0.0
-    """Memory a replica needs across its GPUs (GB): weights, KV cache, activations."""
     arrival: Arrival
     """When requests arrive."""
-    service: Distribution
-    """Service time of a request on an H100-SXM; divided by the GPU's speed."""
-    sla: Sla | None = None
-    """Latency objective; without it ``sla_met`` is null."""
     max_queue: int | None = Field(default=None, ge=0)
     """Most requests that may wait; one arriving to a full queue is ``rejected``. No limit when
     left out."""
@@ -188,9 +239,84 @@ class InferenceWorkload(Frozen):
     retries: int = Field(default=0, ge=0)
     """Times a request whose replica fails under it is queued again; then it ends ``failed``."""
 
-    def replica_fits(self, gpu: GpuType) -> bool:
-        """Whether a replica's model fits in the memory of its ``gpus_per_replica`` GPUs."""
-        return gpu.memory_gb * self.gpus_per_replica >= self.model_memory_gb
+    def replica_memory_gb(self, models: Mapping[str, LanguageModel]) -> float:
+        """Memory a replica needs across its GPUs (GB)."""
+        raise NotImplementedError
+
+
+class InferenceWorkload(ServedWorkload):
+    """A ``[[workloads]]`` entry of ``kind = "inference"``: requests served one at a time.
+
+    Each replica serves one request at a time, for a time drawn from ``service``.
+    """
+
+    kind: Literal["inference"]
+    """``"inference"``."""
+    model_memory_gb: NonNegativeFloat = 0.0
+    """Memory a replica needs across its GPUs (GB): weights, KV cache, activations."""
+    service: Distribution
+    """Service time of a request on an H100-SXM; divided by the GPU's speed."""
+    sla: Sla | None = None
+    """Latency objective; without it ``sla_met`` is null."""
+
+    def replica_memory_gb(self, models: Mapping[str, LanguageModel]) -> float:
+        """Memory a replica needs across its GPUs (GB)."""
+        return self.model_memory_gb
+
+
+class LLMWorkload(ServedWorkload):
+    """A ``[[workloads]]`` entry of ``kind = "llm"``: token-level serving.
+
+    Replicas serve with continuous batching (README, "LLM serving").
+    """
+
+    kind: Literal["llm"]
+    """``"llm"``."""
+    model: str
+    """A model of the built-in catalogue or of ``[[models]]``."""
+    precision: Literal["fp16", "bf16", "fp8"] = "fp16"
+    """Precision of the weights; the KV cache is kept in FP16."""
+    max_batch: int = Field(default=64, ge=1)
+    """Most requests a replica holds at once (prefilling or decoding); KV memory may bound it
+    lower."""
+    input_tokens: Distribution | None = None
+    """Prompt tokens of a request (numbers, rounded to whole tokens, at least 1); left out when
+    the arrival trace maps an ``input_tokens`` column."""
+    output_tokens: Distribution | None = None
+    """Output tokens of a request (rounded, at least 1); left out when the trace maps
+    ``output_tokens``."""
+    sla: TokenSla | None = None
+    """Objectives on latency, TTFT and TPOT; without it ``sla_met`` is null."""
+
+    @field_validator("input_tokens", "output_tokens", mode="before")
+    @classmethod
+    def _fixed_count(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"dist": "deterministic", "value": value}
+        return value
+
+    @model_validator(mode="after")
+    def _tokens(self) -> LLMWorkload:
+        mapped = trace_marks(self.arrival)
+        for key in ("input_tokens", "output_tokens"):
+            if getattr(self, key) is None and key not in mapped:
+                raise ValueError(
+                    f"give {key} (a count or a distribution), or map it from a trace column "
+                    f'(arrival = {{ process = "trace", ..., columns = {{ {key} = "..." }} }})'
+                )
+        wrong = sorted(set(mapped) - {"input_tokens", "output_tokens"})
+        if wrong:
+            raise ValueError(
+                f"an llm workload's trace maps input_tokens and output_tokens, not {wrong}"
+            )
+        return self
+
+    def replica_memory_gb(self, models: Mapping[str, LanguageModel]) -> float:
+        """Memory a replica's GPUs need to hold the weights, with the serving margin (GB)."""
+        model = models.get(self.model)
+        if model is None:
+            return 0.0
+        return memory_needed_gb(model, self.precision, self.gpus_per_replica)
 
 
 class TrainingWorkload(Frozen):
@@ -231,7 +357,7 @@ class TrainingWorkload(Frozen):
 
 
 Workload = Annotated[
-    Union[InferenceWorkload, TrainingWorkload],  # noqa: UP007
+    Union[InferenceWorkload, LLMWorkload, TrainingWorkload],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 """A workload, chosen by its ``kind`` key."""
@@ -256,6 +382,8 @@ class Scenario(Frozen):
     """The site's grid and cooling."""
     gpu_types: tuple[GpuType, ...] = ()
     """GPU types added to, or overriding, the built-in catalogue."""
+    models: tuple[LanguageModel, ...] = ()
+    """Language models added to, or overriding, the built-in catalogue (for ``kind = "llm"``)."""
     pools: tuple[Pool, ...] = Field(min_length=1)
     """Halls of GPU nodes."""
     workloads: tuple[Workload, ...] = ()
@@ -269,13 +397,17 @@ class Scenario(Frozen):
     maintenance: tuple[Maintenance, ...] = ()
     """Planned downtime of nodes."""
 
-    def request_output(self, workload: InferenceWorkload) -> RequestOutput:
+    def request_output(self, workload: ServedWorkload) -> RequestOutput:
         """The recording level of an inference workload's requests."""
         return workload.output if workload.output is not None else self.output
 
     def gpu_catalogue(self) -> dict[str, GpuType]:
         """Built-in GPU types with this scenario's additions and overrides."""
         return {**BUILTIN_GPU_TYPES, **{g.name: g for g in self.gpu_types}}
+
+    def model_catalogue(self) -> dict[str, LanguageModel]:
+        """Built-in language models with this scenario's additions and overrides."""
+        return {**BUILTIN_MODELS, **{m.name: m for m in self.models}}
 
     def pool_gpu(self, pool: Pool) -> GpuType:
         """The GPU type of a pool (the scenario must have passed its checks)."""
@@ -288,7 +420,7 @@ class Scenario(Frozen):
                 return pool
         raise KeyError(name)
 
-    def workload_named(self, name: str) -> InferenceWorkload | TrainingWorkload:
+    def workload_named(self, name: str) -> InferenceWorkload | LLMWorkload | TrainingWorkload:
         """The workload with this name."""
         for workload in self.workloads:
             if workload.name == name:

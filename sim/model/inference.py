@@ -26,11 +26,11 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush, heapreplace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sim.config.scenario import InferenceWorkload
+from sim.config.scenario import ServedWorkload
 from sim.model.arrivals import ArrivalStream
 from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.pools import Placement
@@ -54,7 +54,7 @@ class InferenceEngine:
         self,
         index: int,
         key: int,
-        workload: InferenceWorkload,
+        workload: ServedWorkload,
         replicas: list[Placement],
         arrivals: ArrivalStream,
         demand: Draw,
@@ -118,7 +118,7 @@ class InferenceEngine:
         self.replica: list[int] = []
         self.status: list[int] = []
         self.attempts: list[int] = []
-        self.columns = (
+        self.columns: tuple[list[Any], ...] = (
             self.ident,
             self.arrival,
             self.demand,
@@ -142,6 +142,11 @@ class InferenceEngine:
     def in_service(self) -> int:
         """Requests being served (suspended ones included)."""
         return len(self.completions) + len(self.suspended)
+
+    @property
+    def busy_replicas(self) -> int:
+        """Replicas holding requests (suspended ones included)."""
+        return self.in_service
 
     @property
     def replicas_up(self) -> int:
@@ -333,6 +338,10 @@ class InferenceEngine:
         self.speed[r] = speed
         self.need_w[r] = self.gpus * extra_w
         self.down.discard(r)
+        self._ready(r, t)
+
+    def _ready(self, r: int, t: float) -> None:
+        """Replica ``r``, just placed, takes requests from ``t``."""
         heappush(self.free, r)
 
     def retire(self, r: int, t: float) -> bool:
@@ -369,6 +378,17 @@ class InferenceEngine:
             self.end[k] = arrival[k] + timeout
             self.timed_out += 1
 
+    def mark_warmup(self, t: float) -> None:
+        """The warm-up ends at ``t`` (the plain queue keeps nothing from before it)."""
+
+    def finish(self, horizon: float) -> None:
+        """At the horizon: record every request.
+
+        Those still waiting or in service stay ``unfinished``, but those past their ``timeout``.
+        """
+        self.expire_all(horizon)
+        self.flush(final=True)
+
     def expire_all(self, horizon: float) -> None:
         """At the horizon: every waiting request whose deadline passed ends ``timeout``."""
         if self.timeout == INF:
@@ -398,7 +418,7 @@ class InferenceEngine:
             chunk = [INF]
         n = len(chunk)
         self.arrival.extend(chunk)
-        self.demand.extend(self._demand(n).tolist())
+        self._draw(n)
         nan = float("nan")
         self.ident.extend([-1] * n)
         self.start.extend([nan] * n)
@@ -407,6 +427,14 @@ class InferenceEngine:
         self.status.extend([UNFINISHED] * n)
         self.attempts.extend([1] * n)
         self.flush(final=False)
+
+    def _draw(self, n: int) -> None:
+        """Draw what the next ``n`` requests ask for: their service demands."""
+        self.demand.extend(self._demand(n).tolist())
+
+    def _extra_columns(self, k: int) -> dict[str, np.ndarray]:
+        """Columns of the first ``k`` requests the recorder takes besides the common ones."""
+        return {}
 
     def flush(self, final: bool) -> None:
         """Hand every finished request before the oldest unfinished one to the recorder."""
@@ -438,6 +466,7 @@ class InferenceEngine:
             status=np.array(self.status[:k], dtype=np.int64),
             attempts=np.array(self.attempts[:k], dtype=np.int64),
             complete_before=self.arrival[k] if not final and k < len(self.arrival) else INF,
+            **self._extra_columns(k),
         )
         for column in self.columns:
             del column[:k]
@@ -754,5 +783,9 @@ class InferenceHub:
         Those still waiting or in service stay ``unfinished``, but those past their ``timeout``.
         """
         for engine in self.engines:
-            engine.expire_all(self.horizon)
-            engine.flush(final=True)
+            engine.finish(self.horizon)
+
+    def mark_warmup(self, t: float) -> None:
+        """The warm-up ends at ``t``: engines start the integrals the summary reads."""
+        for engine in self.engines:
+            engine.mark_warmup(t)

@@ -9,9 +9,11 @@ within one node (its GPUs talk over the node's own links).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
+from sim.config.models import LanguageModel
+from sim.config.scenario import Scenario, ServedWorkload, TrainingWorkload
 from sim.errors import Problem
 from sim.model.policies import POWER_POLICIES, QUEUE_POLICIES
 from sim.model.pools import Capacity, Demand, Placement, PoolState
@@ -23,10 +25,14 @@ def build_pools(scn: Scenario) -> list[PoolState]:
     return [PoolState(i, p, catalogue[p.gpu_type]) for i, p in enumerate(scn.pools)]
 
 
-def replica_demand(wl: InferenceWorkload, capacity: Capacity) -> Demand:
+def replica_demand(
+    wl: ServedWorkload, capacity: Capacity, models: Mapping[str, LanguageModel]
+) -> Demand:
     """What a replica of ``wl`` needs: its GPUs in a pool it may use whose memory holds it."""
     eligible = capacity.demand(wl.gpus_per_replica, 0.0, wl.pool).pools
-    return Demand(wl.gpus_per_replica, tuple(p for p in eligible if wl.replica_fits(p.gpu)))
+    need_gb = wl.replica_memory_gb(models)
+    fits = tuple(p for p in eligible if p.gpu.memory_gb * wl.gpus_per_replica >= need_gb)
+    return Demand(wl.gpus_per_replica, fits)
 
 
 def place_replicas(
@@ -38,14 +44,15 @@ def place_replicas(
     file does not matter.
     """
     placed: dict[int, list[Placement]] = {}
+    models = scn.model_catalogue()
     problems: list[Problem] = []
     order = sorted(range(len(scn.workloads)), key=lambda i: scn.workloads[i].name)
     for index in order:
         wl = scn.workloads[index]
-        if not isinstance(wl, InferenceWorkload):
+        if not isinstance(wl, ServedWorkload):
             continue
         gpus = wl.gpus_per_replica
-        demand = replica_demand(wl, capacity)
+        demand = replica_demand(wl, capacity, models)
         pools = demand.pools
         mine: list[Placement] = []
         for _ in range(wl.replicas):

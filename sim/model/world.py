@@ -11,13 +11,22 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sim.config.scenario import InferenceWorkload, Scenario, TrainingWorkload
+from sim.config.interconnect import link_of
+from sim.config.scenario import (
+    InferenceWorkload,
+    LLMWorkload,
+    Scenario,
+    ServedWorkload,
+    TrainingWorkload,
+)
+from sim.config.serving import ServingTimes, serving_times
 from sim.errors import ScenarioError
 from sim.inputs import Inputs
-from sim.model.arrivals import StreamContext, make_stream
+from sim.model.arrivals import ArrivalStream, StreamContext, make_stream
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.ledger import PowerLedger
+from sim.model.llm import LLMEngine, TokenDraw, token_draw, trace_tokens
 from sim.model.nodes import NodeBoard
 from sim.model.outages import draw_windows
 from sim.model.placement import build_pools, place_replicas, replica_demand
@@ -102,15 +111,15 @@ class World:
         # of the placements, not the order of floating-point sums) follows the file's order.
         by_name = sorted(range(len(scn.workloads)), key=lambda i: self.keys[i])
         self.demands = {
-            i: replica_demand(wl, self.capacity)
+            i: replica_demand(wl, self.capacity, scn.model_catalogue())
             for i, wl in enumerate(scn.workloads)
-            if isinstance(wl, InferenceWorkload)
+            if isinstance(wl, ServedWorkload)
         }
         workloads = [(i, scn.workloads[i]) for i in by_name]
         self.engines = [
             self._engine(index, wl, replicas[index])
             for index, wl in workloads
-            if isinstance(wl, InferenceWorkload)
+            if isinstance(wl, ServedWorkload)
         ]
         self.hub = InferenceHub(self.clock, self.engines, self.horizon, self.ledger)
         self.sources = [
@@ -141,7 +150,7 @@ class World:
             )
 
     def _engine(
-        self, index: int, wl: InferenceWorkload, placements: list[Placement]
+        self, index: int, wl: ServedWorkload, placements: list[Placement]
     ) -> InferenceEngine:
         """The engine of one inference workload, its replicas placed and metered."""
         for number, placement in enumerate(placements):
@@ -156,25 +165,63 @@ class World:
                 placement.gpus,
                 placement.nodes,
             )
-        engine = InferenceEngine(
-            index,
-            self.keys[index],
-            wl,
-            placements,
-            make_stream(
-                wl.arrival,
-                self.streams.stream("workload", wl.name, "arrival"),
-                self.arrival_context,
-            ),
-            make_sampler(
-                wl.service, self.streams.stream("workload", wl.name, "service"), self.inputs
-            ),
-            self.recorder,
-            pools=[p.index for p in self.demands[index].pools],
+        stream = make_stream(
+            wl.arrival, self.streams.stream("workload", wl.name, "arrival"), self.arrival_context
         )
+        pools = [p.index for p in self.demands[index].pools]
+        engine: InferenceEngine
+        if isinstance(wl, InferenceWorkload):
+            engine = InferenceEngine(
+                index,
+                self.keys[index],
+                wl,
+                placements,
+                stream,
+                make_sampler(
+                    wl.service, self.streams.stream("workload", wl.name, "service"), self.inputs
+                ),
+                self.recorder,
+                pools=pools,
+            )
+        else:
+            assert isinstance(wl, LLMWorkload)
+            engine = LLMEngine(
+                index,
+                self.keys[index],
+                wl,
+                placements,
+                stream,
+                (
+                    self._tokens(wl, "input_tokens", stream),
+                    self._tokens(wl, "output_tokens", stream),
+                ),
+                self._serving_times(wl, pools),
+                self.recorder,
+                pools=pools,
+            )
         for slot, pool in enumerate(engine.pools):
             self.meters[pool].add_source(engine, slot)
         return engine
+
+    def _tokens(self, wl: LLMWorkload, key: str, stream: ArrivalStream) -> TokenDraw:
+        """The token counts of an LLM workload's requests: from its trace, else drawn."""
+        spec = getattr(wl, key)
+        if spec is None:
+            return trace_tokens(stream, key)
+        return token_draw(
+            make_sampler(spec, self.streams.stream("workload", wl.name, key), self.inputs)
+        )
+
+    def _serving_times(self, wl: LLMWorkload, pools: list[int]) -> dict[int, ServingTimes]:
+        """An LLM workload's serving times on each pool it may use."""
+        model = self.scn.model_catalogue()[wl.model]
+        times = {}
+        for p in pools:
+            pool = self.scn.pools[p]
+            gpu = self.scn.pool_gpu(pool)
+            link = link_of(pool.link_name(gpu))
+            times[p] = serving_times(model, wl.precision, gpu, wl.gpus_per_replica, link)
+        return times
 
     def _job_source(self, index: int, wl: TrainingWorkload) -> JobSource:
         """The job submissions of one training workload."""
@@ -301,7 +348,15 @@ class World:
         """Record each inference workload's counters and state at the end of an interval."""
         for e in self.engines:
             self.recorder.workload_sample(
-                t, interval, e.index, e.arrived, e.completed, e.rejected, e.waiting, e.in_service
+                t,
+                interval,
+                e.index,
+                e.arrived,
+                e.completed,
+                e.rejected,
+                e.waiting,
+                e.in_service,
+                e.busy_replicas,
             )
 
     def _observe_at(self, t: float, action: Callable[[], None]) -> None:
@@ -343,6 +398,7 @@ class World:
             def warmup_ends() -> None:
                 self.recorder.event(warmup, codes.WARMUP_ENDED)
                 self.ledger.mark_warmup(warmup)
+                self.hub.mark_warmup(warmup)
 
             self._observe_at(warmup, warmup_ends)
         if progress is not None:

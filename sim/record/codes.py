@@ -94,6 +94,6 @@ the generator during a grid outage, nothing at all (a grid outage with no backup
     LIMIT_NO_POWER,
 ) = range(len(LIMIT_SOURCES))
 
-MEASURES: tuple[str, ...] = ("latency", "job_wait")
+MEASURES: tuple[str, ...] = ("latency", "job_wait", "ttft", "tpot")
 """The histograms kept per workload in ``histograms.parquet``: latency of served requests,
-wait of started jobs."""
+wait of started jobs, and TTFT and TPOT of served LLM requests."""

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,47 @@ def _dict_array(codes_: Any, names: Sequence[str]) -> pa.Array:
     idx = np.asarray(codes_, dtype=np.int32)
     indices = pa.array(idx, type=pa.int32(), mask=idx < 0)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(names), type=pa.string()))
+
+
+class Tokens(NamedTuple):
+    """Per-request token figures of an llm workload's block of requests."""
+
+    ttft: np.ndarray
+    tpot: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+
+
+Judged = tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray] | None]]
+"""(met, decided, and per objective (decided, met) or None) of a block of requests."""
+
+
+def _add_to(hist: np.ndarray, values: np.ndarray) -> None:
+    """Count ``values`` (no NaN) into the histogram ``hist``."""
+    if len(values):
+        hist += np.bincount(histogram.bucket_of(values), minlength=histogram.BUCKETS)
+
+
+def _take_percentiles(
+    blocks: list[np.ndarray], first: int, last: int, qs: tuple[float, ...]
+) -> list[tuple[float, ...]]:
+    """Percentiles ``qs`` per interval ``first``..``last`` of (interval × BUCKETS + bucket) keys.
+
+    Takes those intervals' keys out of ``blocks`` (keeping later ones); NaN where an interval
+    has none.
+    """
+    keys = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+    done = keys // histogram.BUCKETS <= last
+    blocks[:] = [keys[~done]]
+    keys = np.sort(keys[done & (keys >= first * histogram.BUCKETS)], kind="stable")
+    uniq, counts = np.unique(keys, return_counts=True)
+    bounds = np.searchsorted(uniq // histogram.BUCKETS, np.arange(first, last + 2))
+    rows = []
+    for j in range(last - first + 1):
+        lo, hi = bounds[j], bounds[j + 1]
+        found = histogram.percentiles(uniq[lo:hi] % histogram.BUCKETS, counts[lo:hi], qs)
+        rows.append(tuple(float("nan") if p is None else p for p in found))
+    return rows
 
 
 def _float_array(values: Any) -> pa.Array:
@@ -161,6 +202,18 @@ class RequestTally:
     latency_count: int = 0
     latency_sum: float = 0.0
     latency_hist: np.ndarray = field(default_factory=histogram.empty)
+    by_sla: list[int] = field(default_factory=lambda: [0] * 6)
+    """(decided, met) for the latency, TTFT and TPOT objectives each alone."""
+    ttft_count: int = 0
+    ttft_sum: float = 0.0
+    ttft_hist: np.ndarray = field(default_factory=histogram.empty)
+    tpot_count: int = 0
+    tpot_sum: float = 0.0
+    tpot_hist: np.ndarray = field(default_factory=histogram.empty)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    batch: tuple[float, float] = (0.0, 0.0)
+    """Request-seconds held and busy replica-seconds after the warm-up (llm workloads)."""
 
 
 @dataclass
@@ -188,10 +241,19 @@ class IntervalState:
     completed: int = 0
     rejected: int = 0
     start_s: float = 0.0
-    closed: deque[tuple[int, float, float, int, int, int, int, int]] = field(default_factory=deque)
-    """(interval, start, end, arrivals, served, rejected, waiting, in service) per interval."""
+    closed: deque[tuple[int, float, float, int, int, int, int, int, int]] = field(
+        default_factory=deque
+    )
+    """(interval, start, end, arrivals, served, rejected, waiting, in service, busy replicas)
+    per interval."""
     keys: list[np.ndarray] = field(default_factory=list)
-    """Blocks of (interval × BUCKETS + bucket) of served requests, not yet emitted."""
+    """Blocks of (interval × BUCKETS + bucket) of served requests' latencies, not yet emitted."""
+    ttft_keys: list[np.ndarray] = field(default_factory=list)
+    """The same of their TTFTs (llm workloads)."""
+    tpot_keys: list[np.ndarray] = field(default_factory=list)
+    """The same of their TPOTs (llm workloads)."""
+    tokens: list[np.ndarray] = field(default_factory=list)
+    """Blocks of (interval, output tokens) of served llm requests, two rows each."""
     met: list[np.ndarray] = field(default_factory=list)
     """Blocks of the interval of each request that ended within its SLA."""
     ended: list[np.ndarray] = field(default_factory=list)
@@ -210,7 +272,7 @@ class Recorder:
         workloads: Sequence[str],
         inference: Sequence[bool],
         pools: Sequence[str],
-        sla_s: Sequence[float | None],
+        sla: Sequence[tuple[float | None, float | None, float | None] | None],
         horizon_s: float,
         warmup_s: float,
         sample_every_s: float,
@@ -221,7 +283,8 @@ class Recorder:
     ) -> None:
         self.workloads = list(workloads)
         self.pools = list(pools)
-        self.sla_s = list(sla_s)
+        self.sla = list(sla)
+        """Per workload: (latency, TTFT, TPOT) objectives in seconds (None: not set), or None."""
         self.horizon_s = horizon_s
         self.warmup_s = warmup_s
         self.step_s = sample_every_s
@@ -321,37 +384,44 @@ class Recorder:
         status: np.ndarray,
         attempts: np.ndarray | None = None,
         complete_before: float = INF,
+        first: np.ndarray | None = None,
+        input_tokens: np.ndarray | None = None,
+        output_tokens: np.ndarray | None = None,
     ) -> None:
         """Record a block of finished requests of one workload, in arrival order.
 
         ``start``/``end`` are NaN where never reached; ``replica``/``pool`` are -1 where never
         started; ``status`` holds codes from ``sim.record.codes.REQUEST_STATUS``. Every request
-        of the workload arriving before ``complete_before`` has now been recorded.
+        of the workload arriving before ``complete_before`` has now been recorded. LLM
+        workloads add each request's ``first`` token time (NaN before it) and token counts.
         """
         self.requests_seen += len(arrival)
+        n = len(arrival)
         if attempts is None:
-            attempts = np.ones(len(arrival), dtype=np.int64)
+            attempts = np.ones(n, dtype=np.int64)
         wait = start - arrival
         ok = status == codes.OK
         latency = np.where(ok, end - arrival, np.nan)
         service = np.where(ok, end - start, np.nan)
-        sla = self.sla_s[workload]
         rejected = status == codes.REJECTED
-        unfinished = status == codes.UNFINISHED
         lost = (status == codes.FAILED) | (status == codes.TIMEOUT)
-        if sla is None:
-            met = decided = None
-        else:
-            with np.errstate(invalid="ignore"):
-                met = latency <= sla
-            decided = ~(unfinished & (self.horizon_s - arrival <= sla))
-        self._tally(workload, arrival, wait, latency, status, met, decided)
+        tokens: Tokens | None = None
+        if first is not None and input_tokens is not None and output_tokens is not None:
+            ttft = first - arrival
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tpot = np.where(
+                    ok & (output_tokens > 1), (end - first) / (output_tokens - 1), np.nan
+                )
+            tokens = Tokens(ttft, tpot, input_tokens, output_tokens)
+        judged = self._judge(workload, arrival, latency, status, tokens)
+        self._tally(workload, arrival, wait, latency, status, judged, tokens)
         self._interval_blocks(
-            workload, arrival, end, latency, ok, rejected | lost, met, complete_before
+            workload, arrival, end, latency, ok, rejected | lost, judged, complete_before, tokens
         )
-        rows = self._rows_to_record(workload, len(arrival))
+        rows = self._rows_to_record(workload, n)
         if rows is None:
             return
+        met, decided = (judged[0], judged[1]) if judged else (None, None)
         if rows is not True:
             ident, arrival, start, end, wait, latency, service = (
                 a[rows] for a in (ident, arrival, start, end, wait, latency, service)
@@ -364,12 +434,28 @@ class Recorder:
             )
             if met is not None and decided is not None:
                 met, decided = met[rows], decided[rows]
+            if tokens is not None:
+                tokens = Tokens(*(a[rows] for a in tokens))
         n = len(arrival)
         self.request_tally[workload].recorded += n
         if met is None or decided is None:
             sla_met = pa.nulls(n, type=pa.bool_())
         else:
             sla_met = pa.array(met, type=pa.bool_(), mask=~decided)
+        if tokens is None:
+            token_columns = {
+                "input_tokens": pa.nulls(n, type=pa.int32()),
+                "output_tokens": pa.nulls(n, type=pa.int32()),
+                "ttft_s": pa.nulls(n, type=pa.float64()),
+                "tpot_s": pa.nulls(n, type=pa.float64()),
+            }
+        else:
+            token_columns = {
+                "input_tokens": _int_array(tokens.inputs, pa.int32()),
+                "output_tokens": _int_array(tokens.outputs, pa.int32()),
+                "ttft_s": _float_array(tokens.ttft),
+                "tpot_s": _float_array(tokens.tpot),
+            }
         arrays = {
             "request_id": _int_array(ident, pa.int64()),
             "workload": _dict_array(np.full(n, workload), self.workloads),
@@ -385,8 +471,64 @@ class Recorder:
             "replica": _int_array(replica, pa.int32()),
             "pool": _dict_array(pool, self.pools),
             "after_warmup": pa.array(arrival >= self.warmup_s, type=pa.bool_()),
+            **token_columns,
         }
         self.sinks["requests"].write(self._batch("requests", arrays))
+
+    def _judge(
+        self,
+        workload: int,
+        arrival: np.ndarray,
+        latency: np.ndarray,
+        status: np.ndarray,
+        tokens: Tokens | None,
+    ) -> Judged | None:
+        """Which requests met the workload's SLA, and which are decided; None without one.
+
+        A request meets the SLA when it meets every objective set: served within the latency,
+        first token within the TTFT, and a TPOT within its limit (a one-token request has no
+        TPOT and meets it). Rejected, failed and timed-out requests miss it. An unfinished one
+        is decided (missed) only once it has missed an objective for sure: the latency or the
+        TTFT passed by the horizon without it being met; otherwise its ``sla_met`` is null.
+        Also returns (decided, met) for each objective alone.
+        """
+        limits = self.sla[workload]
+        if limits is None:
+            return None
+        latency_s, ttft_s, tpot_s = limits
+        unfinished = status == codes.UNFINISHED
+        ok = status == codes.OK
+        age = self.horizon_s - arrival
+        n = len(arrival)
+        met = np.ones(n, dtype=bool)
+        missed = np.zeros(n, dtype=bool)  # unfinished requests that missed an objective
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = []
+        with np.errstate(invalid="ignore"):
+            if latency_s is not None:
+                part = latency <= latency_s
+                late = unfinished & (age > latency_s)
+                parts.append((~unfinished | late, part))
+                met &= part
+                missed |= late
+            else:
+                parts.append(None)
+            if ttft_s is not None and tokens is not None:
+                ttft = tokens.ttft
+                part = ok & (ttft <= ttft_s)
+                late = unfinished & ((ttft > ttft_s) | (np.isnan(ttft) & (age > ttft_s)))
+                parts.append((~unfinished | late, part))
+                met &= part
+                missed |= late
+            else:
+                parts.append(None)
+            if tpot_s is not None and tokens is not None:
+                part = ok & ~(tokens.tpot > tpot_s)
+                parts.append((~unfinished, part))
+                met &= part
+            else:
+                parts.append(None)
+        met &= ~unfinished
+        return met, ~unfinished | missed, parts
 
     def _rows_to_record(self, workload: int, n: int) -> np.ndarray | bool | None:
         """Which rows of a block to write: True for all, a mask, or None for none."""
@@ -407,8 +549,8 @@ class Recorder:
         wait: np.ndarray,
         latency: np.ndarray,
         status: np.ndarray,
-        met: np.ndarray | None,
-        decided: np.ndarray | None,
+        judged: Judged | None,
+        tokens: Tokens | None,
     ) -> None:
         tally = self.request_tally[workload]
         counted = arrival >= self.warmup_s
@@ -420,9 +562,14 @@ class Recorder:
         tally.failed += int(by_status[codes.FAILED])
         tally.timed_out += int(by_status[codes.TIMEOUT])
         served = (status == codes.OK) & counted
-        if met is not None and decided is not None:
+        if judged is not None:
+            met, decided, parts = judged
             tally.sla_decided += int((decided & counted).sum())
             tally.sla_met += int((met & decided & counted).sum())
+            for j, part in enumerate(parts):
+                if part is not None:
+                    tally.by_sla[2 * j] += int((part[0] & counted).sum())
+                    tally.by_sla[2 * j + 1] += int((part[0] & part[1] & counted).sum())
         waits = wait[counted & ~np.isnan(wait)]
         tally.wait_count += len(waits)
         tally.wait_sum += float(waits.sum())
@@ -430,8 +577,24 @@ class Recorder:
         lat = latency[served]
         tally.latency_count += len(lat)
         tally.latency_sum += float(lat.sum())
-        if len(lat):
-            tally.latency_hist += np.bincount(histogram.bucket_of(lat), minlength=histogram.BUCKETS)
+        _add_to(tally.latency_hist, lat)
+        if tokens is None:
+            return
+        ttft = tokens.ttft[served]
+        tally.ttft_count += len(ttft)
+        tally.ttft_sum += float(ttft.sum())
+        _add_to(tally.ttft_hist, ttft)
+        tpot = tokens.tpot[served]
+        tpot = tpot[~np.isnan(tpot)]
+        tally.tpot_count += len(tpot)
+        tally.tpot_sum += float(tpot.sum())
+        _add_to(tally.tpot_hist, tpot)
+        tally.input_tokens += int(tokens.inputs[served].sum())
+        tally.output_tokens += int(tokens.outputs[served].sum())
+
+    def batching(self, workload: int, request_s: float, busy_s: float) -> None:
+        """An llm workload's request-seconds held and busy replica-seconds after the warm-up."""
+        self.request_tally[workload].batch = (request_s, busy_s)
 
     # -- the per-workload time series ------------------------------------------------------
     def _interval_of(self, t: np.ndarray) -> np.ndarray:
@@ -454,8 +617,9 @@ class Recorder:
         latency: np.ndarray,
         ok: np.ndarray,
         rejected: np.ndarray,
-        met: np.ndarray | None,
+        judged: Judged | None,
         complete_before: float,
+        tokens: Tokens | None,
     ) -> None:
         """``rejected``: requests that ended unserved (rejected at arrival, failed, timed out)."""
         state = self.intervals[workload]
@@ -465,8 +629,18 @@ class Recorder:
         state.ended.append(ended)
         served_j = self._interval_of(end[ok])
         state.keys.append(served_j * histogram.BUCKETS + histogram.bucket_of(latency[ok]))
-        if met is not None:
-            state.met.append(self._interval_of(end[ok & met]))
+        if judged is not None:
+            state.met.append(self._interval_of(end[ok & judged[0]]))
+        if tokens is not None:
+            state.ttft_keys.append(
+                served_j * histogram.BUCKETS + histogram.bucket_of(tokens.ttft[ok])
+            )
+            tpot = tokens.tpot[ok]
+            has = ~np.isnan(tpot)
+            state.tpot_keys.append(
+                served_j[has] * histogram.BUCKETS + histogram.bucket_of(tpot[has])
+            )
+            state.tokens.append(np.stack([served_j, tokens.outputs[ok].astype(np.int64)]))
         state.complete_before = complete_before
         self._emit_intervals(workload, final=False)
 
@@ -480,10 +654,12 @@ class Recorder:
         rejected: int,
         waiting: int,
         in_service: int,
+        busy: int | None = None,
     ) -> None:
         """Close interval number ``interval`` of an inference workload at ``t``.
 
-        The counters are totals since the start; the state is the workload's at ``t``.
+        The counters are totals since the start; the state is the workload's at ``t``
+        (``busy``: replicas holding requests, by default ``in_service``).
         """
         state = self.intervals[workload]
         assert state is not None
@@ -497,6 +673,7 @@ class Recorder:
                 rejected - state.rejected,
                 waiting,
                 in_service,
+                in_service if busy is None else busy,
             )
         )
         state.arrived, state.completed, state.rejected, state.start_s = (
@@ -524,34 +701,35 @@ class Recorder:
                     break
             if last < 0:
                 return
-        keys = np.concatenate(state.keys) if state.keys else np.zeros(0, np.int64)
+        first = state.closed[0][0]
+        latency = _take_percentiles(state.keys, first, last, (50, 95, 99))
+        ttft = _take_percentiles(state.ttft_keys, first, last, (50, 99))
+        tpot = _take_percentiles(state.tpot_keys, first, last, (50, 99))
         met = np.concatenate(state.met) if state.met else np.zeros(0, np.int64)
         ended = np.concatenate(state.ended) if state.ended else np.zeros(0, np.int64)
-        first = state.closed[0][0]
-        done = keys // histogram.BUCKETS <= last
-        state.keys = [keys[~done]]
         state.met = [met[met > last]]
         state.ended = [ended[ended > last]]
-        keys = keys[done & (keys >= first * histogram.BUCKETS)]
         met = met[(met <= last) & (met >= first)]
         ended = ended[(ended <= last) & (ended >= first)]
         size = last - first + 1
         met_n = np.bincount(met - first, minlength=size)
         ended_n = np.bincount(ended - first, minlength=size)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        uniq, counts = np.unique(keys, return_counts=True)
-        interval = uniq // histogram.BUCKETS
-        bounds = np.searchsorted(interval, np.arange(first, last + 2))
-        has_sla = self.sla_s[workload] is not None
+        llm = bool(state.tokens)
+        tokens_n = np.zeros(size, np.int64)
+        if llm:
+            tokens = np.concatenate(state.tokens, axis=1)
+            state.tokens = [tokens[:, tokens[0] > last]]
+            tokens = tokens[:, (tokens[0] <= last) & (tokens[0] >= first)]
+            tokens_n = np.bincount(tokens[0] - first, weights=tokens[1], minlength=size)
+        has_sla = self.sla[workload] is not None
+        nan = float("nan")
         while state.closed and state.closed[0][0] <= last:
-            j, t0, t1, arrivals, served, rejected, waiting, in_service = state.closed.popleft()
-            lo, hi = bounds[j - first], bounds[j - first + 1]
-            p50, p95, p99 = histogram.percentiles(
-                uniq[lo:hi] % histogram.BUCKETS, counts[lo:hi], (50, 95, 99)
+            j, t0, t1, arrivals, served, rejected, waiting, in_service, busy = (
+                state.closed.popleft()
             )
-            n_ended = int(ended_n[j - first])
-            attainment = float(met_n[j - first]) / n_ended if has_sla and n_ended else float("nan")
+            at = j - first
+            n_ended = int(ended_n[at])
+            attainment = float(met_n[at]) / n_ended if has_sla and n_ended else nan
             self.workload_series.append(
                 (
                     t0,
@@ -562,11 +740,12 @@ class Recorder:
                     rejected,
                     waiting,
                     in_service,
-                    in_service,
-                    float("nan") if p50 is None else p50,
-                    float("nan") if p95 is None else p95,
-                    float("nan") if p99 is None else p99,
+                    busy,
+                    *latency[at],
                     attainment,
+                    *ttft[at],
+                    *tpot[at],
+                    int(tokens_n[at]) if llm else -1,
                 )
             )
 
@@ -763,11 +942,19 @@ class Recorder:
                     r.recorded,
                     r.sla_decided,
                     r.sla_met,
+                    *r.by_sla,
                     r.wait_count,
                     r.wait_sum,
                     r.waited,
                     r.latency_count,
                     r.latency_sum,
+                    r.ttft_count,
+                    r.ttft_sum,
+                    r.tpot_count,
+                    r.tpot_sum,
+                    r.input_tokens,
+                    r.output_tokens,
+                    *r.batch,
                     j.submitted,
                     j.started,
                     j.completed,
@@ -781,7 +968,8 @@ class Recorder:
                     *self.energy[w],
                 )
             )
-            for measure, counts in enumerate((r.latency_hist, j.wait_hist)):
+            measures = (r.latency_hist, j.wait_hist, r.ttft_hist, r.tpot_hist)
+            for measure, counts in enumerate(measures):
                 buckets = np.flatnonzero(counts)
                 lower = histogram.lower_edges(buckets)
                 upper = histogram.upper_edges(buckets)

@@ -146,6 +146,21 @@ REQUESTS = (
         "null if never started",
     ),
     Column("after_warmup", pa.bool_(), "", "arrived at or after the warm-up (counted in summary)"),
+    Column("input_tokens", pa.int32(), "", "prompt tokens (llm workloads; null otherwise)"),
+    Column("output_tokens", pa.int32(), "", "output tokens (llm workloads; null otherwise)"),
+    Column(
+        "ttft_s",
+        pa.float64(),
+        "s",
+        "time to first token: first token - arrival_s (llm workloads); null before it",
+    ),
+    Column(
+        "tpot_s",
+        pa.float64(),
+        "s",
+        "time per output token after the first: (end_s - first token) / (output_tokens - 1), "
+        "served llm requests of 2 tokens or more; null otherwise",
+    ),
 )
 
 JOBS = (
@@ -339,6 +354,16 @@ WORKLOAD_TIMESERIES = (
         "share of requests that ended in the interval (served or rejected) within the SLA; "
         "null without an SLA or with none ended",
     ),
+    Column("ttft_p50_s", pa.float64(), "s", "median TTFT of llm requests served in the interval"),
+    Column("ttft_p99_s", pa.float64(), "s", "99th percentile TTFT, served in the interval"),
+    Column("tpot_p50_s", pa.float64(), "s", "median TPOT of llm requests served in the interval"),
+    Column("tpot_p99_s", pa.float64(), "s", "99th percentile TPOT, served in the interval"),
+    Column(
+        "output_tokens",
+        pa.int64(),
+        "",
+        "output tokens of llm requests served in the interval (null for other kinds)",
+    ),
 )
 
 WORKLOAD_STATS = (
@@ -357,11 +382,38 @@ WORKLOAD_STATS = (
     ),
     Column("sla_decided", pa.int64(), "", "requests whose sla_met is true or false"),
     Column("sla_met", pa.int64(), "", "requests whose sla_met is true"),
+    *(
+        Column(f"sla_{part}_{what}", pa.int64(), "", f"{meaning} the {name} objective alone")
+        for part, name in (("latency", "latency"), ("ttft", "TTFT"), ("tpot", "TPOT"))
+        for what, meaning in (
+            ("decided", "requests decided on"),
+            ("met", "requests that met"),
+        )
+    ),
     Column("wait_count", pa.int64(), "", "requests that started service"),
     Column("wait_sum_s", pa.float64(), "s", "sum of their waits"),
     Column("waited_count", pa.int64(), "", "requests that waited more than 0"),
     Column("latency_count", pa.int64(), "", "requests served"),
     Column("latency_sum_s", pa.float64(), "s", "sum of their latencies"),
+    Column("ttft_count", pa.int64(), "", "llm requests served (with a TTFT)"),
+    Column("ttft_sum_s", pa.float64(), "s", "sum of their TTFTs"),
+    Column("tpot_count", pa.int64(), "", "llm requests served with 2 output tokens or more"),
+    Column("tpot_sum_s", pa.float64(), "s", "sum of their TPOTs"),
+    Column("input_tokens", pa.int64(), "", "prompt tokens of the llm requests served"),
+    Column("output_tokens", pa.int64(), "", "output tokens of the llm requests served"),
+    Column(
+        "batch_request_s",
+        pa.float64(),
+        "s",
+        "llm: integral of the requests its replicas hold, after the warm-up",
+    ),
+    Column(
+        "batch_busy_s",
+        pa.float64(),
+        "s",
+        "llm: integral of its replicas holding requests; batch_request_s / batch_busy_s is "
+        "the mean batch",
+    ),
     Column("jobs_submitted", pa.int64(), "", "jobs submitted after the warm-up"),
     Column("jobs_started", pa.int64(), "", "of which started"),
     Column("jobs_completed", pa.int64(), "", "of which completed"),
@@ -441,7 +493,12 @@ LIMITS = (
 
 HISTOGRAMS = (
     Column("workload", DICT, "", "the workload"),
-    Column("measure", DICT, "", "latency (served requests) or job_wait (started jobs)"),
+    Column(
+        "measure",
+        DICT,
+        "",
+        "latency, ttft or tpot (served requests) or job_wait (started jobs)",
+    ),
     Column("bucket", pa.int32(), "", "log bucket number (0: below 1 µs)"),
     Column("lower_s", pa.float64(), "s", "lower edge of the bucket"),
     Column("upper_s", pa.float64(), "s", "upper edge of the bucket"),
