@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sim.config.scenario import TrainingWorkload
-from sim.model.arrivals import ArrivalStream
+from sim.model.arrivals import ArrivalStream, marks_of
 from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.policies import JobQueue
 from sim.model.pools import Capacity, Demand, Placement
@@ -94,6 +96,7 @@ class Job:
         "pool_index",
         "priority",
         "reason",
+        "requested_s",
         "restart_s",
         "restarts",
         "run_s",
@@ -120,6 +123,7 @@ class Job:
         work_s: float,
         submit_s: float,
         policy: JobPolicy,
+        requested_s: float = NAN,
     ) -> None:
         self.id = ident
         self.policy = policy
@@ -129,6 +133,8 @@ class Job:
         self.gpus = demand.gpus
         self.priority = priority
         self.work_s = work_s  # run time on H100-SXM
+        # The user's estimate of it (H100-SXM seconds): what sjf and backfill go by.
+        self.requested_s = requested_s if requested_s == requested_s else work_s
         self.done_s = 0.0  # work done so far, in H100-SXM seconds
         self.submit_s = submit_s
         self.start_s = NAN  # first start
@@ -199,10 +205,22 @@ class TrainingScheduler:
         priority_: int,
         work_s: float,
         policy: JobPolicy = NO_FAULTS,
+        requested_s: float = NAN,
     ) -> Job:
-        """A job submitted now, with the next job id (``p_free``: its completion's priority)."""
+        """A job submitted now, with the next job id (``p_free``: its completion's priority).
+
+        ``requested_s``: the user's estimate of ``work_s`` (NaN: ``work_s`` itself).
+        """
         job = Job(
-            self._next_id, workload, p_free, demand, priority_, work_s, self.clock.now, policy
+            self._next_id,
+            workload,
+            p_free,
+            demand,
+            priority_,
+            work_s,
+            self.clock.now,
+            policy,
+            requested_s,
         )
         self._next_id += 1
         return job
@@ -538,7 +556,12 @@ class TrainingScheduler:
 
 
 class JobSource:
-    """Submits one training workload's jobs at their arrival times (ARRIVE phase, its key)."""
+    """Submits one training workload's jobs at their arrival times (ARRIVE phase, its key).
+
+    A job's GPUs, run time and requested run time come from its trace row's marks where the
+    trace maps them; otherwise its GPUs are the workload's (fixed or drawn) and its run time is
+    drawn, and its requested run time is its run time.
+    """
 
     def __init__(
         self,
@@ -547,46 +570,95 @@ class JobSource:
         index: int,
         key: int,
         workload: TrainingWorkload,
-        demand: Demand,
+        demand_of: Callable[[int], Demand],
         stream: ArrivalStream,
-        work: Draw,
+        work: Draw | None,
         horizon_s: float,
+        gpus: Draw | int | None = None,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
         self.index = index
         self.priority = workload.priority
         self.policy = JobPolicy.of(workload)
-        self.demand = demand
+        self.demand_of = demand_of
+        self.demands: dict[int, Demand] = {}
         self.stream = stream
         self.work = work
+        self.gpus = gpus
         self.horizon = horizon_s
         self.prio = priority(ARRIVE, key)
         self.p_free = priority(FREE, key)
         self.times: list[float] = []
         self.works: list[float] = []
+        self.sizes: list[int] = []
+        self.requested: list[float] = []
         self.pos = 0
         self._arrive_cb = self._arrive
         self._schedule_next()
 
+    def _next_chunk(self) -> None:
+        """The next chunk of arrivals with each job's run time, GPUs and requested run time."""
+        self.times = times = self.stream.next_chunk()
+        self.pos = 0
+        n = len(times)
+        if not n:
+            self.works, self.sizes, self.requested = [], [], []
+            return
+        marks = marks_of(self.stream)
+        if "duration" in marks:
+            works = marks["duration"]
+        else:
+            assert self.work is not None
+            works = self.work(n)
+        self.works = works.tolist()
+        if "gpus" in marks:
+            self.sizes = marks["gpus"].astype(np.int64).tolist()
+        elif isinstance(self.gpus, int):
+            self.sizes = [self.gpus] * n
+        else:
+            assert self.gpus is not None
+            self.sizes = gpu_counts(self.gpus(n)).tolist()
+        self.requested = marks["requested"].tolist() if "requested" in marks else self.works
+
     def _schedule_next(self) -> None:
         if self.pos == len(self.times):
-            self.times = self.stream.next_chunk()
-            self.works = self.work(len(self.times)).tolist() if self.times else []
-            self.pos = 0
+            self._next_chunk()
             if not self.times:
                 return
         t = self.times[self.pos]
         if t < self.horizon:
             self.clock.call_at(t, self.prio, self._arrive_cb)
 
+    def _demand(self, gpus: int) -> Demand:
+        demand = self.demands.get(gpus)
+        if demand is None:
+            demand = self.demands[gpus] = self.demand_of(gpus)
+        return demand
+
     def _arrive(self) -> None:
-        work_s = self.works[self.pos]
-        self.pos += 1
+        pos = self.pos
+        work_s, gpus, requested_s = self.works[pos], self.sizes[pos], self.requested[pos]
+        self.pos = pos + 1
         self._schedule_next()  # first, so a next arrival at this instant is on the queue
         scheduler = self.scheduler
         scheduler.submit(
             scheduler.new_job(
-                self.index, self.p_free, self.demand, self.priority, work_s, self.policy
+                self.index,
+                self.p_free,
+                self._demand(gpus),
+                self.priority,
+                work_s,
+                self.policy,
+                requested_s,
             )
         )
+
+
+def gpu_counts(draws: np.ndarray) -> np.ndarray:
+    """GPU counts from a distribution's draws.
+
+    Rounded to the nearest integer (halves to even), at least 1.
+    """
+    counts: np.ndarray = np.maximum(np.rint(draws), 1.0).astype(np.int64)
+    return counts

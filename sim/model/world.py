@@ -178,22 +178,28 @@ class World:
 
     def _job_source(self, index: int, wl: TrainingWorkload) -> JobSource:
         """The job submissions of one training workload."""
+        gpus = wl.gpus
         return JobSource(
             self.clock,
             self.scheduler,
             index,
             self.keys[index],
             wl,
-            self.capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool),
+            partial(self.capacity.demand, memory_gb_per_gpu=wl.memory_gb_per_gpu, pool=wl.pool),
             make_stream(
                 wl.arrival,
                 self.streams.stream("workload", wl.name, "arrival"),
                 self.arrival_context,
             ),
-            make_sampler(
+            None
+            if wl.duration is None
+            else make_sampler(
                 wl.duration, self.streams.stream("workload", wl.name, "duration"), self.inputs
             ),
             self.horizon,
+            gpus
+            if gpus is None or isinstance(gpus, int)
+            else make_sampler(gpus, self.streams.stream("workload", wl.name, "gpus"), self.inputs),
         )
 
     # -- sampling ------------------------------------------------------------------------
