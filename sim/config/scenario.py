@@ -289,6 +289,9 @@ class Scheduler(Frozen):
     policy: str = "fifo"
     """Queue policy for training jobs: ``"fifo"``, ``"priority"``, ``"sjf"`` or
     ``"backfill"``."""
+    backfill_depth: int = Field(default=100, ge=1)
+    """With ``policy = "backfill"``: how many waiting jobs behind the head each decision
+    considers for backfilling (bounds the scan of the queue)."""
     power_policy: str = "lowest-priority-first"
     """Which running training jobs the power ladder suspends first (README, "The power
     ladder"): ``"lowest-priority-first"``, ``"newest-first"`` or ``"largest-first"``."""

@@ -90,7 +90,12 @@ class World:
         """Whether nodes can go down (failures, outages, maintenance)."""
         self.capacity = Capacity(self.pools, track=self.reliability)
         self.scheduler = TrainingScheduler(
-            self.clock, self.capacity, self.ledger, QUEUE_POLICIES[scn.scheduler.policy](), recorder
+            self.clock,
+            self.capacity,
+            self.ledger,
+            QUEUE_POLICIES[scn.scheduler.policy](),
+            recorder,
+            scn.scheduler.backfill_depth,
         )
         self.keys = name_ranks([w.name for w in scn.workloads])
         self.intervals = interval_count(scn.scenario.sample_every_s, self.horizon)
