@@ -52,12 +52,15 @@ class Inputs:
 
     Empirical samples in seconds, keyed by (path, column, unit); series keyed by (path,
     time column, value column); arrival traces (seconds since their first row, ascending)
-    keyed by (path, time column).
+    keyed by (path, time column), and their marks keyed by (path, time column, marks).
     """
 
     samples: dict[tuple[Path, str | None, str], np.ndarray] = field(default_factory=dict)
     series: dict[tuple[Path, str, str], Series] = field(default_factory=dict)
     traces: dict[tuple[Path, str], np.ndarray] = field(default_factory=dict)
+    trace_marks: dict[tuple[Path, str, tuple[tuple[str, str], ...]], dict[str, np.ndarray]] = field(
+        default_factory=dict
+    )
 
     def empirical(self, spec: Empirical) -> np.ndarray:
         """The values (seconds) of an empirical distribution."""
@@ -70,6 +73,12 @@ class Inputs:
     def trace_of(self, spec: Trace) -> np.ndarray:
         """A trace's times: seconds since its earliest row, ascending, one per row."""
         return self.traces[(spec.path, spec.time_column)]
+
+    def marks_of(self, spec: Trace) -> dict[str, np.ndarray]:
+        """A trace's marks (``columns``), by mark name, in the order of its times."""
+        if not spec.columns:
+            return {}
+        return self.trace_marks[(spec.path, spec.time_column, spec.marks())]
 
 
 class DataFileError(ValueError):
@@ -413,6 +422,21 @@ def _read_values(col: _Column) -> np.ndarray:
     return values
 
 
+def _numbers_or_nan(col: _Column) -> np.ndarray:
+    """The values as float64 (numeric text accepted), NaN where a cell is not a number."""
+    import pyarrow as pa
+
+    kind = col.arr.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return _floats(col.arr)
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise col.wrong_type("numbers")
+    return np.array(
+        [_number(c.strip()) if isinstance(c, str) else None for c in col.texts()],
+        dtype=np.float64,
+    )
+
+
 def _clock(start: datetime | None) -> Callable[[float], str]:
     """How a time (seconds since the start) is shown: calendar time with a start, else seconds."""
 
@@ -519,17 +543,12 @@ _TRACE_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 _TRACE_SECONDS = "numbers (seconds)"
 
 
-def read_trace(spec: Trace) -> np.ndarray:
-    """Read a trace's time column: seconds since its earliest row, ascending, one per row.
-
-    The column holds numbers of seconds (>= 0) or timestamps (Parquet timestamps, or text such
-    as ``2023-11-16 18:15:46.6805900``; any number of fractional digits, UTC without an offset;
-    no ``scenario.start`` needed, only differences count). Rows may come in any order and
-    share an instant; every row is kept. Raises DataFileError at ``path`` (missing, unreadable
-    or empty file) or ``time_column`` (missing column, bad rows, with their line numbers).
-    """
+def _trace_times(spec: Trace) -> tuple[np.ndarray, np.ndarray, Any, _Rows]:
+    """A trace's times relative to its earliest row, unsorted; their sorting order; the table."""
     path = spec.path
-    table, rows = _open_with_columns(path, (("time_column", spec.time_column),))
+    columns = [("time_column", spec.time_column)]
+    columns += [(f"columns.{mark}", name) for mark, name in spec.marks()]
+    table, rows = _open_with_columns(path, columns)
     col = _Column(
         path, spec.time_column, "time_column", table.column(spec.time_column).combine_chunks(), rows
     )
@@ -544,9 +563,55 @@ def read_trace(spec: Trace) -> np.ndarray:
         whole = math.floor(first)
         times, _ = _read_times(col, _TRACE_ORIGIN + timedelta(seconds=whole), _TRACE_SECONDS)
         first = float(times.min())
-    relative: np.ndarray = np.sort(times - first, kind="stable")
+    relative = times - first
+    return relative, np.argsort(relative, kind="stable"), table, rows
+
+
+def read_trace(spec: Trace) -> np.ndarray:
+    """Read a trace's time column: seconds since its earliest row, ascending, one per row.
+
+    The column holds numbers of seconds (>= 0) or timestamps (Parquet timestamps, or text such
+    as ``2023-11-16 18:15:46.6805900``; any number of fractional digits, UTC without an offset;
+    no ``scenario.start`` needed, only differences count). Rows may come in any order and
+    share an instant; every row is kept. Raises DataFileError at ``path`` (missing, unreadable
+    or empty file) or ``time_column`` (missing column, bad rows, with their line numbers); a
+    column of ``columns`` missing from the file is blamed on ``columns.<mark>``.
+    """
+    times, order, _, _ = _trace_times(spec)
+    relative: np.ndarray = times[order]
     relative.setflags(write=False)
     return relative
+
+
+MARK_RULES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "input_tokens": ("integers >= 0", lambda v: (v >= 0) & (v == np.floor(v))),
+    "output_tokens": ("integers >= 0", lambda v: (v >= 0) & (v == np.floor(v))),
+    "gpus": ("integers >= 1", lambda v: (v >= 1) & (v == np.floor(v))),
+    "duration": ("numbers of seconds > 0", lambda v: (v > 0) & np.isfinite(v)),
+    "requested": ("numbers of seconds > 0", lambda v: (v > 0) & np.isfinite(v)),
+}
+"""What each trace mark's values must be (for messages), and the test of good values."""
+
+
+def read_trace_marks(spec: Trace) -> dict[str, np.ndarray]:
+    """Read the columns a trace maps to marks: float64 arrays, in the order of ``read_trace``.
+
+    Each row's values follow its time when the rows are sorted. Raises DataFileError like
+    ``read_trace``; a bad value is blamed on ``columns.<mark>`` with up to 3 of its lines.
+    """
+    _, order, table, rows = _trace_times(spec)
+    marks: dict[str, np.ndarray] = {}
+    for mark, name in spec.marks():
+        col = _Column(spec.path, name, f"columns.{mark}", table.column(name).combine_chunks(), rows)
+        values = _numbers_or_nan(col)
+        what, good = MARK_RULES[mark]
+        bad = ~good(values)  # NaN (not a number, empty) fails every rule
+        if bad.any():
+            raise col.reject(bad, col.texts(), what)
+        sorted_values: np.ndarray = np.ascontiguousarray(values[order], dtype=np.float64)
+        sorted_values.setflags(write=False)
+        marks[mark] = sorted_values
+    return marks
 
 
 def trace_period(relative: np.ndarray) -> float:
@@ -616,6 +681,12 @@ def _trace(spec: Trace) -> np.ndarray:
     return result
 
 
+def _trace_marks(spec: Trace) -> dict[str, np.ndarray]:
+    key = ("trace_marks", str(spec.path), spec.time_column, spec.marks())
+    result: dict[str, np.ndarray] = _cached(spec.path, key, lambda: read_trace_marks(spec))
+    return result
+
+
 def trace_counts(scn: Scenario) -> dict[str, float]:
     """Arrivals in the horizon of each workload with a ``trace`` arrival, by workload name.
 
@@ -657,7 +728,7 @@ def _distributions(scn: Scenario) -> list[tuple[Workload, str, Any]]:
                 (wl, "output_tokens", wl.output_tokens),
             ]
         else:
-            found.append((wl, "duration", wl.duration))
+            found += [(wl, "duration", wl.duration), (wl, "gpus", wl.gpus)]
     return found
 
 
@@ -690,6 +761,9 @@ def read_inputs(scn: Scenario) -> tuple[Inputs, list[Problem]]:
                 times = inputs.traces[(arrival.path, arrival.time_column)] = _trace(arrival)
             if arrival.loop:
                 trace_period(times)
+            marks_key = (arrival.path, arrival.time_column, arrival.marks())
+            if arrival.columns and marks_key not in inputs.trace_marks:
+                inputs.trace_marks[marks_key] = _trace_marks(arrival)
         except DataFileError as exc:
             problems.append(
                 Problem(f"workloads.{wl.name}.arrival.{exc.key}", str(exc), related=exc.related)

@@ -183,11 +183,12 @@ def job_stats(stats: pd.DataFrame, waits: pd.DataFrame) -> dict[str, Any]:
     """Counts and waits of training jobs from aggregate rows (``waits``: job_wait histogram)."""
     total = stats.sum(numeric_only=True)
     started = int(total["jobs_started"])
-    p95 = (
-        histogram.percentiles(waits["bucket"].to_numpy(), waits["count"].to_numpy(), (95,))[0]
+    p50, p95, p99 = (
+        histogram.percentiles(waits["bucket"].to_numpy(), waits["count"].to_numpy(), (50, 95, 99))
         if started
-        else None
+        else (None, None, None)
     )
+    gpu_hours = float(total["job_gpu_s"]) / 3600.0
     return {
         "jobs_submitted": int(total["jobs_submitted"]),
         "jobs_started": started,
@@ -198,8 +199,14 @@ def job_stats(stats: pd.DataFrame, waits: pd.DataFrame) -> dict[str, Any]:
         "job_restarts": int(total["job_restarts"]),
         "job_lost_gpu_hours": float(total["job_lost_gpu_s"]) / 3600.0,
         "job_wait_mean_s": _mean(float(total["job_wait_sum_s"]), float(started)),
+        "job_wait_p50_s": p50,
         "job_wait_p95_s": p95,
-        "job_gpu_hours": float(total["job_gpu_s"]) / 3600.0,
+        "job_wait_p99_s": p99,
+        "bounded_slowdown_mean": _mean(
+            float(total["job_slowdown_sum"]), float(total["jobs_completed"])
+        ),
+        "job_gpu_hours": gpu_hours,
+        "gpu_hours": gpu_hours,
     }
 
 

@@ -19,6 +19,14 @@ ARRIVALS: Registry[type[ArrivalBase]] = Registry("arrival process")
 RATE_KEYS = ("rate_per_s", "rate_per_h", "rate_per_d")
 """A Poisson process takes exactly one of these."""
 
+TOKEN_MARKS = ("input_tokens", "output_tokens")
+"""Marks of an LLM request: token counts (integers >= 0)."""
+JOB_MARKS = ("gpus", "duration", "requested")
+"""Marks of a training job: its GPUs (an integer >= 1), its run time and the user's requested
+run time (seconds > 0)."""
+TRACE_MARKS = (*TOKEN_MARKS, *JOB_MARKS)
+"""The marks a trace's ``columns`` may map to columns of its file."""
+
 
 class ArrivalBase(Frozen):
     """A process that says when requests or jobs arrive."""
@@ -207,11 +215,30 @@ class Trace(ArrivalBase):
     """Time of the first row's arrival (a duration, default 0)."""
     loop: bool = False
     """Repeat the trace for as long as the run lasts."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Marks read from the file, each row's: mark name -> column (``{ gpus = "num_gpu" }``).
+    Marks: ``input_tokens``, ``output_tokens`` (integers >= 0), ``gpus`` (integer >= 1),
+    ``duration``, ``requested`` (seconds > 0)."""
 
     @field_validator("path")
     @classmethod
     def _resolve(cls, path: Path, info: ValidationInfo) -> Path:
         return resolve_data_path(path, info)
+
+    @field_validator("columns")
+    @classmethod
+    def _marks(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = [m for m in columns if m not in TRACE_MARKS]
+        if unknown:
+            raise ValueError(
+                f"unknown mark(s) {', '.join(map(repr, unknown))} in columns; expected some of "
+                f"{', '.join(TRACE_MARKS)}"
+            )
+        return columns
+
+    def marks(self) -> tuple[tuple[str, str], ...]:
+        """The (mark, column) pairs, sorted by mark: a hashable key of what is read."""
+        return tuple(sorted(self.columns.items()))
 
 
 if TYPE_CHECKING:

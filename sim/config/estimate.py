@@ -512,13 +512,14 @@ def estimate(
         free_gpus = max(sum(p.gpus for p in scn.pools) - replica_gpus, 1.0)
         offered = in_system = 0.0  # GPUs the jobs would keep busy; jobs running
         for wl in training:
-            mean = wl.duration.expected_s()
+            mean = wl.mean_duration_s()
             if mean is None:
                 continue
             speed = max(s for _, _, s in _pools_of(scn, wl.pool))
             rate = job_counts[wl.name] / horizon
-            offered += rate * wl.gpus * mean / speed
-            in_system += min(rate * mean / speed, free_gpus / wl.gpus, job_counts[wl.name])
+            gpus = wl.mean_gpus()
+            offered += rate * gpus * mean / speed
+            in_system += min(rate * mean / speed, free_gpus / gpus, job_counts[wl.name])
         unserved = 1.0 - free_gpus / offered if offered > free_gpus else 0.0
         queued = jobs * unserved + in_system
         what = f"{format_count(jobs)} jobs"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator, model_validator
 
-from sim.config.arrivals import Arrival
+from sim.config.arrivals import JOB_MARKS, TOKEN_MARKS, Arrival, Trace
 from sim.config.base import SCENARIO_NAME_PATTERN, Frozen, Name
 from sim.config.catalogue import BUILTIN_GPU_TYPES, GpuType
 from sim.config.distributions import Distribution
@@ -28,9 +28,9 @@ NVLINK_GPUS = frozenset({"H100-SXM", "H200-SXM", "A100-80GB"})
 """Built-in types sold as SXM modules, whose nodes link their GPUs with NVLink."""
 
 
-def trace_marks(arrival: Any) -> tuple[str, ...]:
-    """The marks (``input_tokens``, ``gpus``, ...) an arrival trace maps from its columns."""
-    return tuple(getattr(arrival, "columns", None) or ())
+def trace_marks(arrival: Arrival) -> dict[str, str]:
+    """The marks an arrival trace maps to columns (mark -> column); empty if none."""
+    return dict(arrival.columns) if isinstance(arrival, Trace) else {}
 
 
 class ScenarioMeta(Frozen):
@@ -304,10 +304,11 @@ class LLMWorkload(ServedWorkload):
                     f"give {key} (a count or a distribution), or map it from a trace column "
                     f'(arrival = {{ process = "trace", ..., columns = {{ {key} = "..." }} }})'
                 )
-        wrong = sorted(set(mapped) - {"input_tokens", "output_tokens"})
+        wrong = [m for m in mapped if m not in TOKEN_MARKS]
         if wrong:
             raise ValueError(
-                f"an llm workload's trace maps input_tokens and output_tokens, not {wrong}"
+                f"arrival.columns.{wrong[0]}: an llm workload's trace may map "
+                f"{', '.join(TOKEN_MARKS)}"
             )
         return self
 
@@ -328,11 +329,13 @@ class TrainingWorkload(Frozen):
     """``"training"``."""
     arrival: Arrival
     """When jobs are submitted."""
-    gpus: int = Field(ge=1)
+    gpus: Annotated[int, Field(ge=1)] | Distribution | None = None
     """GPUs each job needs, all at once, within one pool: within one node if it fits in one,
-    else on as few nodes as possible."""
-    duration: Distribution
-    """Run time of a job on H100-SXM GPUs; divided by the pool's GPU speed."""
+    else on as few nodes as possible. An integer, or a distribution whose draws are rounded to
+    the nearest integer, at least 1; may be left out when the arrival trace maps ``gpus``."""
+    duration: Distribution | None = None
+    """Run time of a job on H100-SXM GPUs; divided by the pool's GPU speed. May be left out
+    when the arrival trace maps ``duration``."""
     pool: str | None = None
     """The pool jobs must run on; by default the first pool with room."""
     memory_gb_per_gpu: NonNegativeFloat = 0.0
@@ -355,6 +358,50 @@ class TrainingWorkload(Frozen):
             raise ValueError("checkpoint_cost applies only with checkpoint_every")
         return self
 
+    @model_validator(mode="after")
+    def _sizes(self) -> TrainingWorkload:
+        marks = self.trace_marks
+        tokens = [m for m in TOKEN_MARKS if m in marks]
+        if tokens:
+            raise ValueError(
+                f"arrival.columns.{tokens[0]}: token counts are marks of inference requests; "
+                f"a training job's trace may map {', '.join(JOB_MARKS)}"
+            )
+        for key in ("gpus", "duration"):
+            if getattr(self, key) is None and key not in marks:
+                raise ValueError(
+                    f"{key} is required unless the arrival trace maps it "
+                    f'(arrival.columns = {{ {key} = "<column>" }})'
+                )
+            if getattr(self, key) is not None and key in marks:
+                raise ValueError(f"give {key} or map it in arrival.columns.{key}, not both")
+        return self
+
+    @property
+    def trace_marks(self) -> dict[str, str]:
+        """The marks the arrival trace maps to columns (mark -> column); empty if none."""
+        return trace_marks(self.arrival)
+
+    @property
+    def fixed_gpus(self) -> int | None:
+        """The GPUs of every job when ``gpus`` is an integer; None if they vary."""
+        return self.gpus if isinstance(self.gpus, int) else None
+
+    def mean_gpus(self) -> float:
+        """GPUs of a typical job, for estimates.
+
+        The integer, a distribution's mean (at least 1), or 1 when a trace gives them (not
+        known without reading it).
+        """
+        if isinstance(self.gpus, int):
+            return float(self.gpus)
+        mean = self.gpus.expected_s() if self.gpus is not None else None
+        return max(1.0, mean) if mean is not None and mean < float("inf") else 1.0
+
+    def mean_duration_s(self) -> float | None:
+        """The mean of ``duration`` where known without reading data; None otherwise."""
+        return self.duration.expected_s() if self.duration is not None else None
+
 
 Workload = Annotated[
     Union[InferenceWorkload, LLMWorkload, TrainingWorkload],  # noqa: UP007
@@ -367,7 +414,11 @@ class Scheduler(Frozen):
     """The ``[scheduler]`` table."""
 
     policy: str = "fifo"
-    """Queue policy for training jobs: ``"fifo"`` or ``"priority"``."""
+    """Queue policy for training jobs: ``"fifo"``, ``"priority"``, ``"sjf"`` or
+    ``"backfill"``."""
+    backfill_depth: int = Field(default=100, ge=1)
+    """With ``policy = "backfill"``: how many waiting jobs behind the head each decision
+    considers for backfilling (bounds the scan of the queue)."""
     power_policy: str = "lowest-priority-first"
     """Which running training jobs the power ladder suspends first (README, "The power
     ladder"): ``"lowest-priority-first"``, ``"newest-first"`` or ``"largest-first"``."""

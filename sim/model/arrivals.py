@@ -22,6 +22,7 @@ import numpy as np
 
 from sim.calendar import LocalCalendar
 from sim.config import arrivals as a
+from sim.config.arrivals import TRACE_MARKS as TRACE_MARKS  # the mark names, re-exported
 from sim.inputs import Inputs, trace_period
 from sim.registry import Registry
 
@@ -227,10 +228,15 @@ class MmppStream:
 
 @ARRIVAL_STREAMS.register("trace")
 class TraceStream:
-    """The file's times, shifted and scaled, in chunks; with ``loop``, again and again."""
+    """The file's times, shifted and scaled, in chunks; with ``loop``, again and again.
+
+    With ``columns``, ``chunk_marks()`` gives the marks of the rows of the last chunk.
+    """
 
     def __init__(self, spec: a.Trace, rng: np.random.Generator, ctx: StreamContext) -> None:
         self.relative = ctx.inputs.trace_of(spec)
+        self.marks = ctx.inputs.marks_of(spec)
+        self.rows = slice(0, 0)
         self.offset = spec.offset_s
         self.speedup = spec.speedup
         self.period = trace_period(self.relative) if spec.loop else math.inf
@@ -242,15 +248,38 @@ class TraceStream:
         """The next chunk of arrival times; empty after the last row (without ``loop``)."""
         if self.i >= len(self.relative):
             if not math.isfinite(self.period):
+                self.rows = slice(0, 0)
                 return []
             self.rep += 1
             self.i = 0
         j = min(self.i + self.chunks.take(), len(self.relative))
-        rows = self.relative[self.i : j]
+        self.rows = slice(self.i, j)
+        rows = self.relative[self.rows]
         self.i = j
         shift = self.rep * self.period if self.rep else 0.0
         out: list[float] = (self.offset + (rows + shift) / self.speedup).tolist()
         return out
+
+    def chunk_marks(self) -> dict[str, np.ndarray]:
+        """The marks (float64) of the rows of the chunk ``next_chunk`` last returned, by name.
+
+        Same order and length as that chunk; a looped trace repeats its rows' marks. Empty
+        without ``columns``.
+        """
+        rows = self.rows
+        return {mark: values[rows] for mark, values in self.marks.items()}
+
+
+def marks_of(stream: ArrivalStream) -> dict[str, np.ndarray]:
+    """The marks of the rows of ``stream``'s last chunk (``TraceStream.chunk_marks``).
+
+    ``{}`` for streams without marks.
+    """
+    chunk_marks = getattr(stream, "chunk_marks", None)
+    if chunk_marks is None:
+        return {}
+    marks: dict[str, np.ndarray] = chunk_marks()
+    return marks
 
 
 def make_stream(

@@ -40,7 +40,7 @@ import numpy as np
 
 from sim.config.scenario import LLMWorkload
 from sim.config.serving import ServingTimes
-from sim.model.arrivals import ArrivalStream
+from sim.model.arrivals import ArrivalStream, marks_of
 from sim.model.inference import DECIDE_PRIORITY, INF, InferenceEngine
 from sim.model.pools import Placement
 from sim.model.sampling import Draw
@@ -626,8 +626,9 @@ def trace_tokens(stream: ArrivalStream, key: str) -> TokenDraw:
     """Token counts from the ``key`` column of a trace, row by row with its arrivals."""
 
     def tokens(n: int) -> np.ndarray:
-        marks: dict[str, np.ndarray] = getattr(stream, "chunk_marks", dict)()
-        values = marks.get(key)
+        values = marks_of(stream).get(key)
+        if values is not None and len(values) == 0:  # the stream is over: n is its sentinel
+            return np.ones(n, dtype=np.int64)
         if values is None or len(values) != n:
             raise ValueError(f"the arrival stream gives no {key} for its last {n} arrivals")
         out: np.ndarray = np.maximum(np.asarray(values), 1).astype(np.int64)

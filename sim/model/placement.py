@@ -106,7 +106,9 @@ def check_model(scn: Scenario) -> ModelCheck:
     result.problems.extend(problems)
     for wl in scn.workloads:
         if isinstance(wl, TrainingWorkload):
-            reason = capacity.never_fits(capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool))
+            # Jobs of varying size: whether one GPU fits (larger ones are rejected one by one).
+            gpus = wl.fixed_gpus or 1
+            reason = capacity.never_fits(capacity.demand(gpus, wl.memory_gb_per_gpu, wl.pool))
             if reason is not None:
                 result.warnings.append(
                     Problem(

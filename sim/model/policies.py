@@ -1,7 +1,10 @@
 """Queue policies for training jobs, registered by name (``[scheduler] policy``).
 
 A policy orders waiting jobs; the scheduler starts the head while it fits and never lets a
-later job overtake it (strict order), so a policy is only the order.
+later job overtake it (strict order), so a policy is only the order. A policy whose queue has
+``backfills = True`` also lets the scheduler start later jobs that do not delay the head
+(EASY backfilling, ``sim.model.training``); it then offers them with ``behind_head`` and
+gives up the ones started with ``remove``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any, Generic, Protocol, TypeVar
 
 from sim.registry import Registry
@@ -22,6 +26,11 @@ class Queued(Protocol):
     @property
     def priority(self) -> int:
         """Higher goes first under the priority policy."""
+        ...
+
+    @property
+    def requested_s(self) -> float:
+        """The user's estimate of the job's run time: shorter goes first under sjf."""
         ...
 
 
@@ -117,6 +126,58 @@ class PriorityQueue(Generic[Job]):
 
     def __iter__(self) -> Iterator[Job]:
         return (entry[2] for entry in sorted(self._heap))
+
+
+@QUEUE_POLICIES.register("sjf")
+class ShortestFirstQueue(Generic[Job]):
+    """Shortest requested run time first; first submitted first among equals.
+
+    The requested run time is the trace's ``requested`` mark, else the job's duration.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Job]] = []
+
+    def push(self, job: Job) -> None:
+        """Add a job by requested run time, then submission (id) order."""
+        heapq.heappush(self._heap, (job.requested_s, job.id, job))
+
+    def requeue(self, job: Job) -> None:
+        """Put back an interrupted job in its place, like any other."""
+        self.push(job)
+
+    def head(self) -> Job | None:
+        """The job with the shortest requested run time, oldest among equals."""
+        return self._heap[0][2] if self._heap else None
+
+    def pop(self) -> Job:
+        """Remove the head."""
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[Job]:
+        return (entry[2] for entry in sorted(self._heap))
+
+
+@QUEUE_POLICIES.register("backfill")
+class BackfillQueue(FifoQueue[Job]):
+    """Submission order, with EASY backfilling.
+
+    A later job may start ahead of a head that does not fit if it does not delay the head's
+    reservation (``sim.model.training``).
+    """
+
+    backfills = True
+
+    def behind_head(self, depth: int) -> list[Job]:
+        """Up to ``depth`` jobs after the head, in order."""
+        return list(islice(self._jobs, 1, depth + 1))
+
+    def remove(self, job: Job) -> None:
+        """Take out a job that started ahead of the head."""
+        self._jobs.remove(job)
 
 
 class Suspendable(Protocol):

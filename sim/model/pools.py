@@ -187,15 +187,22 @@ class Capacity:
         gpus = demand.gpus
         for pool in demand.pools:
             if pool.free_gpus >= gpus:
-                nodes = pool.allocate(gpus)
-                if nodes is not None:
-                    placement = Placement(pool, nodes, gpus, owner)
-                    if self.track:
-                        occupants = pool.occupants
-                        for node, _ in nodes:
-                            occupants[node][placement] = None
+                placement = self.place_in(pool, gpus, owner)
+                if placement is not None:
                     return placement
         return None
+
+    def place_in(self, pool: PoolState, gpus: int, owner: object = None) -> Placement | None:
+        """Take room for ``gpus`` GPUs in ``pool``, or return None."""
+        nodes = pool.allocate(gpus)
+        if nodes is None:
+            return None
+        placement = Placement(pool, nodes, gpus, owner)
+        if self.track:
+            occupants = pool.occupants
+            for node, _ in nodes:
+                occupants[node][placement] = None
+        return placement
 
     def pin(self, placement: Placement) -> None:
         """Mark a placement as held for the whole run (a static inference replica)."""

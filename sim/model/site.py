@@ -408,7 +408,8 @@ def hold_warnings(scn: Scenario, timeline: SiteTimeline) -> list[Problem]:
         extras = []
         for p in pools:
             gpu = scn.pool_gpu(p)
-            extras.append(((p.cap_w(gpu) - gpu.idle_w) * wl.gpus, p.name))
+            # Jobs of varying size: the smallest, one GPU.
+            extras.append(((p.cap_w(gpu) - gpu.idle_w) * (wl.fixed_gpus or 1), p.name))
         if not extras:
             continue
         extra, name = min(extras)

@@ -1,29 +1,48 @@
-"""Training jobs: gang-scheduled on one pool, started in the queue policy's strict order.
+"""Training jobs: gang-scheduled on one pool, started in the queue policy's order.
 
 A job needs all its GPUs at once, within one pool: a job no larger than a node runs within one
 node (its GPUs talk over the node's own links), a larger one on as few nodes as possible. The
 scheduler decides once per instant, in the clock's ``DECIDE`` phase, after every job that ends
 or arrives at that instant: it starts the head of the queue whenever the capacity object finds
-room for it, and nothing overtakes the head. A job that can never fit is rejected at once with
-the reason. A job starts only when the power ledger has headroom for it; otherwise it is held
-at the head of the queue. A running job knows its progress (work done, in H100-SXM seconds)
-and its speed, so a new power cap moves its end and the ledger can suspend and resume it; its
-completion is a timed callback voided by its token.
+room for it, and nothing overtakes the head, except under a backfilling policy (EASY).
+
+EASY backfilling: when the head does not fit, it gets a reservation: in each of its eligible
+pools, the earliest time enough GPUs will be free for it, going through the running jobs of
+that pool in the order of their estimated ends (latest start + requested run time left, at
+the speed they started at; past ends count as now), adding the GPUs each gives back; a head no
+larger than a node needs them on one node (the first node to gather enough), a larger one
+anywhere in the pool. The reservation is the pool where that time is earliest (the first
+eligible one among equals). Then up to ``backfill_depth`` later jobs, in order, may start now
+if they fit now and either run in another pool, or end by their estimate at or before the
+reservation, or leave the head what it needs at the reservation (on the reserved node for a
+small head, in the pool's count for a large one). Jobs run their true duration, so a job
+running past its estimate can delay the head (as in any EASY scheduler); the head is never
+delayed by a job started ahead of it when estimates hold. A head with no reservation (its
+GPUs held by suspended jobs or down nodes) lets nothing start ahead of it.
+
+A job that can never fit is rejected at once with the reason. A job starts only when the
+power ledger has headroom for it; otherwise it is held at the head of the queue (nothing is
+backfilled past a head held for power). A running job knows its progress (work done, in
+H100-SXM seconds) and its speed, so a new power cap moves its end and the ledger can suspend
+and resume it; its completion is a timed callback voided by its token.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sim.config.scenario import TrainingWorkload
-from sim.model.arrivals import ArrivalStream
+from sim.model.arrivals import ArrivalStream, marks_of
 from sim.model.clock import ARRIVE, DECIDE, FREE, Clock, priority
 from sim.model.policies import JobQueue
-from sim.model.pools import Capacity, Demand, Placement
+from sim.model.pools import Capacity, Demand, Placement, PoolState
 from sim.model.sampling import Draw
 from sim.record import codes
 
@@ -81,6 +100,7 @@ class Job:
         "demand",
         "done_s",
         "end_s",
+        "est_end_s",
         "gpus",
         "held",
         "id",
@@ -94,6 +114,7 @@ class Job:
         "pool_index",
         "priority",
         "reason",
+        "requested_s",
         "restart_s",
         "restarts",
         "run_s",
@@ -120,6 +141,7 @@ class Job:
         work_s: float,
         submit_s: float,
         policy: JobPolicy,
+        requested_s: float = NAN,
     ) -> None:
         self.id = ident
         self.policy = policy
@@ -129,6 +151,9 @@ class Job:
         self.gpus = demand.gpus
         self.priority = priority
         self.work_s = work_s  # run time on H100-SXM
+        # The user's estimate of it (H100-SXM seconds): what sjf and backfill go by.
+        self.requested_s = requested_s if requested_s == requested_s else work_s
+        self.est_end_s = NAN  # while running under backfill: its estimated end
         self.done_s = 0.0  # work done so far, in H100-SXM seconds
         self.submit_s = submit_s
         self.start_s = NAN  # first start
@@ -171,6 +196,7 @@ class TrainingScheduler:
         ledger: PowerLedger,
         queue: JobQueue[Job],
         recorder: Recorder,
+        backfill_depth: int = 100,
     ) -> None:
         self.clock = clock
         self.capacity = capacity
@@ -190,6 +216,12 @@ class TrainingScheduler:
         self.checkpoint_gpu_s = 0.0
         self.restart_gpu_s = 0.0
         """Busy GPU-seconds lost to interruptions, writing checkpoints, reloading: so far."""
+        self.backfill = bool(getattr(queue, "backfills", False))
+        self.backfill_depth = backfill_depth
+        self.ends: list[list[tuple[float, int]]] = [[] for _ in capacity.pools]
+        """Under backfill: each pool's running jobs as (estimated end, id), sorted."""
+        self.reservations: dict[int, float] | None = None
+        """For tests: set to a dict to keep each head's first reservation, by job id."""
 
     def new_job(
         self,
@@ -199,10 +231,22 @@ class TrainingScheduler:
         priority_: int,
         work_s: float,
         policy: JobPolicy = NO_FAULTS,
+        requested_s: float = NAN,
     ) -> Job:
-        """A job submitted now, with the next job id (``p_free``: its completion's priority)."""
+        """A job submitted now, with the next job id (``p_free``: its completion's priority).
+
+        ``requested_s``: the user's estimate of ``work_s`` (NaN: ``work_s`` itself).
+        """
         job = Job(
-            self._next_id, workload, p_free, demand, priority_, work_s, self.clock.now, policy
+            self._next_id,
+            workload,
+            p_free,
+            demand,
+            priority_,
+            work_s,
+            self.clock.now,
+            policy,
+            requested_s,
         )
         self._next_id += 1
         return job
@@ -258,6 +302,8 @@ class TrainingScheduler:
                 return
             placement = capacity.place(job.demand, job)
             if placement is None:
+                if self.backfill:
+                    self._backfill(job)
                 return
             if ledger.tight and not ledger.admit(ledger.job_need_w(job, placement.pool.index)):
                 capacity.release(placement)
@@ -266,6 +312,90 @@ class TrainingScheduler:
             queue.pop()
             self._start(job, placement)
             ledger.check()
+
+    # -- EASY backfilling ----------------------------------------------------------------
+    def _estimate(self, job: Job, now: float, speed: float) -> float:
+        """When a job starting now at ``speed`` ends by its requested run time."""
+        return now + job.phase_left + max(job.requested_s - job.done_s, 0.0) / speed
+
+    def _index(self, job: Job, now: float) -> None:
+        """Enter a job that starts running now in its pool's list of estimated ends."""
+        assert job.placement is not None
+        job.est_end_s = self._estimate(job, now, job.speed)
+        bisect.insort(self.ends[job.placement.pool.index], (job.est_end_s, job.id))
+
+    def _unindex(self, job: Job, pool: int) -> None:
+        """Take a job that stops running out of its pool's list of estimated ends."""
+        ends = self.ends[pool]
+        i = bisect.bisect_left(ends, (job.est_end_s, job.id))
+        if i < len(ends) and ends[i][1] == job.id:
+            del ends[i]
+
+    def _shadow(self, pool: PoolState, gpus: int, now: float) -> tuple[float, int, int] | None:
+        """When ``gpus`` GPUs will be free in ``pool`` by the running jobs' estimated ends.
+
+        (time, node, spare): for a gang no larger than a node, the first node to gather them
+        and the GPUs it has beyond them; for a larger one, node -1 and the pool's spare GPUs.
+        None if the running jobs never free enough (suspended jobs, down nodes).
+        """
+        running, placeable = self.running, pool.placeable
+        if gpus > pool.gpus_per_node:
+            free = pool.free_gpus
+            for end, ident in self.ends[pool.index]:
+                placement = running[ident].placement
+                assert placement is not None
+                free += sum(c for n, c in placement.nodes if placeable[n])
+                if free >= gpus:
+                    return max(end, now), -1, free - gpus
+            return None
+        gathered: dict[int, int] = {}
+        for end, ident in self.ends[pool.index]:
+            placement = running[ident].placement
+            assert placement is not None
+            for n, c in placement.nodes:
+                if placeable[n]:
+                    f = gathered[n] = gathered.get(n, pool.free[n]) + c
+                    if f >= gpus:
+                        return max(end, now), n, f - gpus
+        return None
+
+    def _backfill(self, head: Job) -> None:
+        """Start later jobs that fit now and do not delay the head's reservation (EASY)."""
+        now = self.clock.now
+        best: tuple[float, PoolState, int, int] | None = None
+        for pool in head.demand.pools:
+            shadow = self._shadow(pool, head.gpus, now)
+            if shadow is not None and (best is None or shadow[0] < best[0]):
+                best = (shadow[0], pool, shadow[1], shadow[2])
+        if best is None:
+            return
+        at, reserved, node, spare = best
+        if self.reservations is not None:
+            self.reservations.setdefault(head.id, at)
+        queue, capacity, ledger = self.queue, self.capacity, self.ledger
+        speeds = ledger.speed_training
+        for job in queue.behind_head(self.backfill_depth):  # type: ignore[attr-defined]
+            gpus = job.gpus
+            for pool in job.demand.pools:
+                if pool.free_gpus < gpus:
+                    continue
+                placement = capacity.place_in(pool, gpus, job)
+                if placement is None:
+                    continue
+                if pool is reserved and self._estimate(job, now, speeds[pool.index]) > at:
+                    # It would still run at the reservation: only on GPUs the head leaves.
+                    taken = gpus if node < 0 else sum(c for n, c in placement.nodes if n == node)
+                    if taken > spare:
+                        capacity.release(placement)
+                        continue
+                    spare -= taken
+                if ledger.tight and not ledger.admit(ledger.job_need_w(job, pool.index)):
+                    capacity.release(placement)
+                    break
+                queue.remove(job)  # type: ignore[attr-defined]
+                self._start(job, placement)
+                ledger.check()
+                break
 
     def _held(self, job: Job) -> None:
         """The head of the queue waits for power (counted once per job)."""
@@ -287,6 +417,8 @@ class TrainingScheduler:
             now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.nodes
         )
         self._run_from(job, now)
+        if self.backfill:
+            self._index(job, now)
 
     def _run_from(self, job: Job, now: float) -> None:
         """Start a run segment at ``now`` at the pool's present speed; schedule the job's end.
@@ -415,6 +547,8 @@ class TrainingScheduler:
         running = job.id in self.running
         if running:
             self._end_segment(job, t)
+            if self.backfill:
+                self._unindex(job, pool)
         if keep:
             assert running
             self.ledger.job_busy(t, job, pool, -job.gpus, 0)
@@ -469,6 +603,8 @@ class TrainingScheduler:
         self.ledger.job_busy(t, job, pool, job.gpus, 0)
         self.recorder.event(t, codes.JOB_RESUMED, job.workload, pool, job.id, job.gpus)
         self._run_from(job, t)
+        if self.backfill:
+            self._index(job, t)
 
     def _complete(self, job: Job) -> None:
         now = self.clock.now
@@ -493,6 +629,8 @@ class TrainingScheduler:
         ledger.job_busy(now, job, pool, -job.gpus, -job.gpus)
         job.placement = None
         del self.running[job.id]
+        if self.backfill:
+            self._unindex(job, pool)
         if ledger.tight:
             ledger.release(ledger.job_need_w(job, pool))
 
@@ -538,7 +676,12 @@ class TrainingScheduler:
 
 
 class JobSource:
-    """Submits one training workload's jobs at their arrival times (ARRIVE phase, its key)."""
+    """Submits one training workload's jobs at their arrival times (ARRIVE phase, its key).
+
+    A job's GPUs, run time and requested run time come from its trace row's marks where the
+    trace maps them; otherwise its GPUs are the workload's (fixed or drawn) and its run time is
+    drawn, and its requested run time is its run time.
+    """
 
     def __init__(
         self,
@@ -547,46 +690,95 @@ class JobSource:
         index: int,
         key: int,
         workload: TrainingWorkload,
-        demand: Demand,
+        demand_of: Callable[[int], Demand],
         stream: ArrivalStream,
-        work: Draw,
+        work: Draw | None,
         horizon_s: float,
+        gpus: Draw | int | None = None,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
         self.index = index
         self.priority = workload.priority
         self.policy = JobPolicy.of(workload)
-        self.demand = demand
+        self.demand_of = demand_of
+        self.demands: dict[int, Demand] = {}
         self.stream = stream
         self.work = work
+        self.gpus = gpus
         self.horizon = horizon_s
         self.prio = priority(ARRIVE, key)
         self.p_free = priority(FREE, key)
         self.times: list[float] = []
         self.works: list[float] = []
+        self.sizes: list[int] = []
+        self.requested: list[float] = []
         self.pos = 0
         self._arrive_cb = self._arrive
         self._schedule_next()
 
+    def _next_chunk(self) -> None:
+        """The next chunk of arrivals with each job's run time, GPUs and requested run time."""
+        self.times = times = self.stream.next_chunk()
+        self.pos = 0
+        n = len(times)
+        if not n:
+            self.works, self.sizes, self.requested = [], [], []
+            return
+        marks = marks_of(self.stream)
+        if "duration" in marks:
+            works = marks["duration"]
+        else:
+            assert self.work is not None
+            works = self.work(n)
+        self.works = works.tolist()
+        if "gpus" in marks:
+            self.sizes = marks["gpus"].astype(np.int64).tolist()
+        elif isinstance(self.gpus, int):
+            self.sizes = [self.gpus] * n
+        else:
+            assert self.gpus is not None
+            self.sizes = gpu_counts(self.gpus(n)).tolist()
+        self.requested = marks["requested"].tolist() if "requested" in marks else self.works
+
     def _schedule_next(self) -> None:
         if self.pos == len(self.times):
-            self.times = self.stream.next_chunk()
-            self.works = self.work(len(self.times)).tolist() if self.times else []
-            self.pos = 0
+            self._next_chunk()
             if not self.times:
                 return
         t = self.times[self.pos]
         if t < self.horizon:
             self.clock.call_at(t, self.prio, self._arrive_cb)
 
+    def _demand(self, gpus: int) -> Demand:
+        demand = self.demands.get(gpus)
+        if demand is None:
+            demand = self.demands[gpus] = self.demand_of(gpus)
+        return demand
+
     def _arrive(self) -> None:
-        work_s = self.works[self.pos]
-        self.pos += 1
+        pos = self.pos
+        work_s, gpus, requested_s = self.works[pos], self.sizes[pos], self.requested[pos]
+        self.pos = pos + 1
         self._schedule_next()  # first, so a next arrival at this instant is on the queue
         scheduler = self.scheduler
         scheduler.submit(
             scheduler.new_job(
-                self.index, self.p_free, self.demand, self.priority, work_s, self.policy
+                self.index,
+                self.p_free,
+                self._demand(gpus),
+                self.priority,
+                work_s,
+                self.policy,
+                requested_s,
             )
         )
+
+
+def gpu_counts(draws: np.ndarray) -> np.ndarray:
+    """GPU counts from a distribution's draws.
+
+    Rounded to the nearest integer (halves to even), at least 1.
+    """
+    counts: np.ndarray = np.maximum(np.rint(draws), 1.0).astype(np.int64)
+    return counts

@@ -99,7 +99,12 @@ class World:
         """Whether nodes can go down (failures, outages, maintenance)."""
         self.capacity = Capacity(self.pools, track=self.reliability)
         self.scheduler = TrainingScheduler(
-            self.clock, self.capacity, self.ledger, QUEUE_POLICIES[scn.scheduler.policy](), recorder
+            self.clock,
+            self.capacity,
+            self.ledger,
+            QUEUE_POLICIES[scn.scheduler.policy](),
+            recorder,
+            scn.scheduler.backfill_depth,
         )
         self.keys = name_ranks([w.name for w in scn.workloads])
         self.intervals = interval_count(scn.scenario.sample_every_s, self.horizon)
@@ -225,22 +230,28 @@ class World:
 
     def _job_source(self, index: int, wl: TrainingWorkload) -> JobSource:
         """The job submissions of one training workload."""
+        gpus = wl.gpus
         return JobSource(
             self.clock,
             self.scheduler,
             index,
             self.keys[index],
             wl,
-            self.capacity.demand(wl.gpus, wl.memory_gb_per_gpu, wl.pool),
+            partial(self.capacity.demand, memory_gb_per_gpu=wl.memory_gb_per_gpu, pool=wl.pool),
             make_stream(
                 wl.arrival,
                 self.streams.stream("workload", wl.name, "arrival"),
                 self.arrival_context,
             ),
-            make_sampler(
+            None
+            if wl.duration is None
+            else make_sampler(
                 wl.duration, self.streams.stream("workload", wl.name, "duration"), self.inputs
             ),
             self.horizon,
+            gpus
+            if gpus is None or isinstance(gpus, int)
+            else make_sampler(gpus, self.streams.stream("workload", wl.name, "gpus"), self.inputs),
         )
 
     # -- sampling ------------------------------------------------------------------------

@@ -216,6 +216,10 @@ class RequestTally:
     """Request-seconds held and busy replica-seconds after the warm-up (llm workloads)."""
 
 
+SLOWDOWN_FLOOR_S = 10.0
+"""τ of the bounded slowdown max(1, (end − submit) / max(run, τ)): short jobs do not dominate."""
+
+
 @dataclass
 class JobTally:
     """Exact aggregates of one training workload's jobs submitted after the warm-up."""
@@ -230,6 +234,7 @@ class JobTally:
     restarts: int = 0
     wait_sum: float = 0.0
     gpu_s: float = 0.0
+    slowdown_sum: float = 0.0
     wait_hist: np.ndarray = field(default_factory=histogram.empty)
 
 
@@ -817,6 +822,8 @@ class Recorder:
             tally.wait_sum += wait
             tally.wait_hist[histogram.bucket_of_one(wait)] += 1
         tally.gpu_s += run_s * gpus
+        if status == codes.JOB_COMPLETED:
+            tally.slowdown_sum += max(1.0, (end_s - submit_s) / max(run_s, SLOWDOWN_FLOOR_S))
 
     # -- samples -------------------------------------------------------------------------
     def sample(self, t: float, site: Sequence[Any], pools: Sequence[Sequence[Any]]) -> None:
@@ -965,6 +972,7 @@ class Recorder:
                     j.restarts,
                     j.wait_sum,
                     j.gpu_s,
+                    j.slowdown_sum,
                     *self.energy[w],
                 )
             )

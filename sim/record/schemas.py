@@ -425,6 +425,13 @@ WORKLOAD_STATS = (
     Column("job_wait_sum_s", pa.float64(), "s", "sum of the started jobs' waits"),
     Column("job_gpu_s", pa.float64(), "GPU·s", "sum of run_s × gpus"),
     Column(
+        "job_slowdown_sum",
+        pa.float64(),
+        "",
+        "sum over completed jobs of the bounded slowdown max(1, (end_s − submit_s) / "
+        "max(run_s, 10 s))",
+    ),
+    Column(
         "it_energy_kwh",
         pa.float64(),
         "kWh",
