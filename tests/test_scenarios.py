@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import sim
 from sim.cli import cli
-from sim.config.scenario import InferenceWorkload, TrainingWorkload
+from sim.config.scenario import ServedWorkload, TrainingWorkload
 from sim.runner import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,7 @@ def check_summary(result: RunResult) -> dict[str, Any]:
     if s["request_latency_p50_s"] is not None:
         assert s["request_latency_p50_s"] <= s["request_latency_p95_s"]
         assert s["request_latency_p95_s"] <= s["request_latency_p99_s"]
-    inference = [w.name for w in scn.workloads if isinstance(w, InferenceWorkload)]
+    inference = [w.name for w in scn.workloads if isinstance(w, ServedWorkload)]
     training = [w.name for w in scn.workloads if isinstance(w, TrainingWorkload)]
     if inference:
         assert s["requests_served"] > 0
