@@ -55,16 +55,20 @@ i. the site-year with failures: ``benchmarks/year_site_failures.toml``, the same
 j. a sweep: ``sim sweep benchmarks/sweep_16.toml`` (16 runs of the M/M/8 queue for two days,
    about 1.2 million requests each) with 1 local worker and with 2, each from an empty output
    folder: wall times and the speed-up, at least 1.7x on a 2-core machine.
+k. LLM serving: ``benchmarks/llm_day.toml``, a day of 512 batched Llama-3-8B replicas on
+   H100s replaying the Azure conversation trace 18 times faster, looped (about 100 requests/s,
+   8.5 million requests with their own token counts; no request rows): wall time, requests per
+   second and peak memory.
 
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
 ``--only KEY,...`` measures only those runs (keys: startup, mmc, ciw, two_1m, two_10m,
 train_2000, train_200, default, services_16, replicas_2048, beside, beside_alone, site_day,
-year_site, year_failures, sweep_1, sweep_2) and reports only the figures they give.
+year_site, year_failures, sweep_1, sweep_2, llm_day) and reports only the figures they give.
 Everything is written to ``benchmarks/.work/results.json`` (with ``--only``, to
 ``results-<keys>.json`` beside it).
 
 Usage: python benchmarks/bench.py [--repeat N] [--skip-ciw] [--quick] [--skip-site]
-       [--skip-year] [--skip-sweep] [--only KEY,...] [--year-prices]
+       [--skip-year] [--skip-sweep] [--skip-llm] [--only KEY,...] [--year-prices]
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
 YEAR = HERE / "year_site.toml"
 YEAR_FAILURES = HERE / "year_site_failures.toml"  # the same site-year with failures and outages
+LLM_DAY = HERE / "llm_day.toml"  # a day of 512 batched LLM replicas at ~100 requests/s
 SWEEP = HERE / "sweep_16.toml"  # 16 runs of the M/M/8 queue, for sim sweep with 1 and 2 workers
 ERCOT = ROOT / "scenarios" / "data" / "ercot_hb_south_2024_15min_prices.parquet"
 YEAR_DATA = ROOT / "outputs" / "bench-year-site"  # generated data: outputs/ is not in git
@@ -389,6 +394,15 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
                 f"scenario.duration={24 * scale:g}h",
             )
         )
+    if not args.skip_llm:
+        cmds.append(
+            sim_run(
+                "llm_day",
+                "LLM, 512 batched replicas, trace at ~100 req/s",
+                LLM_DAY,
+                f"scenario.duration={24 * scale:g}h",
+            )
+        )
     if not args.skip_year:
         year_set = [f"scenario.duration={365 * scale:g}d"] if args.quick else []
         cmds.append(
@@ -573,6 +587,16 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
             "wall_s": site.median("wall_s"),
             "requests_per_s": site.median("requests_total") / site.median("wall_s"),
             "peak_rss_mib": site.median("peak_rss_mib"),
+        }
+
+    if "llm_day" in cmds:
+        llm = cmds["llm_day"]
+        res["k_llm_day"] = {
+            "requests": llm.median("requests_total"),
+            "wall_s": llm.median("wall_s"),
+            "cpu_s": llm.median("cpu_s"),
+            "requests_per_s": llm.median("requests_total") / llm.median("wall_s"),
+            "peak_rss_mib": llm.median("peak_rss_mib"),
         }
 
     if "sweep_1" in cmds and "sweep_2" in cmds:
@@ -830,6 +854,13 @@ def report(cmds: dict[str, Command], res: dict[str, Any]) -> str:
             f"{g['jobs']:,.0f} jobs in {g['wall_s']:.0f} s = {g['requests_per_s']:,.0f} req/s, "
             f"{g['peak_rss_mib']:.0f} MiB"
         )
+    if "k_llm_day" in res:
+        k = res["k_llm_day"]
+        out.append(
+            f"k. LLM day: {k['requests']:,.0f} requests in {k['wall_s']:.0f} s "
+            f"({k['cpu_s']:.0f} s CPU) = {k['requests_per_s']:,.0f} req/s, "
+            f"{k['peak_rss_mib']:.0f} MiB"
+        )
     if "h_site_year" in res:
         h = res["h_site_year"]
         out.append(
@@ -909,6 +940,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--skip-sweep", action="store_true", help="skip the 16-run sweeps (~1 min together)"
+    )
+    parser.add_argument(
+        "--skip-llm", action="store_true", help="skip the day of LLM serving (~2 min)"
     )
     parser.add_argument(
         "--year-prices",

@@ -241,6 +241,12 @@ def runs() -> list[Run]:
             [("time", "CPU_PER_REQUEST_S")],
         ),
         Run(
+            "llm",
+            HERE / "llm_day.toml",
+            ["scenario.duration=2h"],
+            [("time", "CPU_PER_LLM_REQUEST_S")],
+        ),
+        Run(
             "requests",
             MMC,
             [],

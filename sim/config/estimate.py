@@ -150,6 +150,9 @@ CPU_PER_REPLICA_S = 1.36e-05
 CPU_PER_REQUEST_S = 1.29e-06
 """Per request simulated and counted, without a row [requests_none: benchmarks/mmc_1m.toml
 with requests = "none"]."""
+CPU_PER_LLM_REQUEST_S = 9.4e-06
+"""Per request of a ``kind = "llm"`` workload (admission, prefill, decoding, completion),
+without a row [llm: benchmarks/llm_day.toml for two hours; 9.4 µs over its whole day]."""
 CPU_PER_REQUEST_ROW_S = 2.86e-07
 """Per request row written, on top of simulating the request [requests]."""
 CPU_PER_JOB_S = 1.6e-05
@@ -185,6 +188,7 @@ CALIBRATED = (
     "CPU_PER_NODE_GPU_S",
     "CPU_PER_REPLICA_S",
     "CPU_PER_REQUEST_S",
+    "CPU_PER_LLM_REQUEST_S",
     "CPU_PER_REQUEST_ROW_S",
     "CPU_PER_JOB_S",
     "CPU_PER_SAMPLE_ROW_S",
@@ -449,12 +453,19 @@ def estimate(
         time.add(key, replicas, placed, "CPU_PER_REPLICA_S")
         key = f"workloads.{wl.name}.arrival"
         hint = f"lower the rate of {key} or shorten scenario.duration"
-        time.add(key, f"{format_count(n)} requests", n, "CPU_PER_REQUEST_S", hint)
+        per_request = (
+            "CPU_PER_LLM_REQUEST_S" if isinstance(wl, LLMWorkload) else "CPU_PER_REQUEST_S"
+        )
+        time.add(key, f"{format_count(n)} requests", n, per_request, hint)
         # Requests held in memory at once: the window behind the oldest unfinished one, and
         # a queue that grows for ever when the replicas cannot keep up.
         rate = n / horizon
         mean = _service_s(scn, wl)
-        window = min(n, PENDING_ROWS + (rate * mean / speed * SOJOURN_WINDOW if mean else 0.0))
+        # An LLM request stays a whole batch's time: max_batch × its share of a replica.
+        sojourn = mean * wl.max_batch if mean and isinstance(wl, LLMWorkload) else mean
+        window = min(
+            n, PENDING_ROWS + (rate * sojourn / speed * SOJOURN_WINDOW if sojourn else 0.0)
+        )
         held = f"~{format_count(window)} requests held at once"
         memory.add(key, held, window, "MEM_PER_PENDING_REQUEST_BYTES", hint)
         if mean and rate:

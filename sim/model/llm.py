@@ -142,11 +142,10 @@ class LLMEngine(InferenceEngine):
         """Replicas holding requests (not paused)."""
         self.busy_acc = [0.0] * len(self.pools)
         self.busy_t = [0.0] * len(self.pools)
-        self.batch_acc = [0.0, 0.0]
-        """Integrals from 0 to ``batch_t`` of requests held and of busy replicas."""
-        self.batch_t = 0.0
+        self.held_s = 0.0
+        """Seconds held by replicas of the requests that left them (ended or lost)."""
         self.batch_mark = (0.0, 0.0)
-        """``batch_acc`` at the warm-up."""
+        """``batch_totals`` from 0 at the warm-up."""
         self.free = []  # the base engine's free list is unused
 
     # -- columns ------------------------------------------------------------------------
@@ -181,19 +180,28 @@ class LLMEngine(InferenceEngine):
 
     def batch_totals(self, t: float) -> tuple[float, float]:
         """Request-seconds held and busy replica-seconds from the warm-up to ``t``."""
-        self._batch_to(t)
-        held, busy = self.batch_acc
+        held, busy = self._batch_from_start(t)
         return held - self.batch_mark[0], busy - self.batch_mark[1]
+
+    def _batch_from_start(self, t: float) -> tuple[float, float]:
+        """Request-seconds held and busy replica-seconds from 0 to ``t``."""
+        held = self.held_s
+        base, start = self.base, self.start
+        for r in range(len(self.held)):
+            for i in (*self.pf[r], *self.pending[r], *(i for _, i in self.dq[r])):
+                held += t - start[i - base]
+        busy = sum(self.busy_gpu_s(slot, t) for slot in range(len(self.pools))) / self.gpus
+        return held, busy
 
     def mark_warmup(self, t: float) -> None:
         """Start the batch integrals of the summary at the warm-up ``t``."""
-        self._batch_to(t)
-        self.batch_mark = (self.batch_acc[0], self.batch_acc[1])
+        self.batch_mark = self._batch_from_start(t)
 
     def finish(self, horizon: float) -> None:
         """At the horizon: record every request, and the batch integrals."""
+        totals = self.batch_totals(horizon)  # before the flush empties the columns
         super().finish(horizon)
-        self.recorder.batching(self.index, *self.batch_totals(horizon))
+        self.recorder.batching(self.index, *totals)
 
     def next_event(self) -> tuple[float, int]:
         """Time and clock priority of the next internal event (time inf if none)."""
@@ -209,20 +217,12 @@ class LLMEngine(InferenceEngine):
         return [r for r in range(len(mode) - 1, -1, -1) if mode[r] in (PREFILL, DECODE)]
 
     # -- the replica's state ------------------------------------------------------------
-    def _batch_to(self, t: float) -> None:
-        dt = t - self.batch_t
-        if dt > 0:
-            self.batch_acc[0] += self.holding * dt
-            self.batch_acc[1] += self.busy_n * dt
-            self.batch_t = t
-
     def _set_busy(self, r: int, t: float, delta: int) -> None:
         """Replica ``r`` becomes busy (+1) or idle (-1) at ``t``."""
         s = self.slot[r]
         self.busy_acc[s] += self.busy[s] * (t - self.busy_t[s])
         self.busy_t[s] = t
         self.busy[s] += delta
-        self._batch_to(t)
         self.busy_n += delta
 
     def _offer(self, r: int) -> None:
@@ -294,7 +294,6 @@ class LLMEngine(InferenceEngine):
         self.start[k] = t
         self.replica[k] = r
         self.kv_free[r] -= self.in_tok[k] + self.out_tok[k]
-        self._batch_to(t)
         self.holding += 1
         self.held[r] += 1
         mode = self.mode[r]
@@ -315,12 +314,15 @@ class LLMEngine(InferenceEngine):
         self.end[k] = t
         self.status[k] = OK
         self.kv_free[r] += self.in_tok[k] + self.out_tok[k]
-        self._batch_to(t)
+        self.held_s += t - self.start[k]
         self.holding -= 1
         self.held[r] -= 1
 
-    def _after(self, r: int, t: float) -> bool:
-        """Set replica ``r``'s mode after its work changed at ``t``; True if it became idle."""
+    def _after(self, r: int, t: float, ended: bool) -> bool:
+        """Set replica ``r``'s mode after its work changed at ``t``; True if it became idle.
+
+        ``ended``: requests left it (its free KV and places changed).
+        """
         if self.pending[r]:
             batch, self.pending[r] = self.pending[r], []
             self._start_prefill(r, t, batch)
@@ -336,15 +338,18 @@ class LLMEngine(InferenceEngine):
             self._offer(r)
             return True
         self._plan(r)
-        self._offer(r)
+        if ended:
+            self._offer(r)
         return False
 
     def _replica_event(self, r: int, t: float) -> bool:
         """Replica ``r``'s prefill or decoding completion at ``t``; True if it became idle."""
         base, dq = self.base, self.dq[r]
+        ended = True
         if self.mode[r] == PREFILL:
             first, out_tok = self.first, self.out_tok
             v = self.v[r]
+            ended = False
             for i in self.pf[r]:
                 k = i - base
                 first[k] = t
@@ -352,6 +357,7 @@ class LLMEngine(InferenceEngine):
                     heappush(dq, (v + (out_tok[k] - 1), i))
                 else:
                     self._end(i, r, t)
+                    ended = True
             self.pf[r] = []
             self.pf_end[r] = INF
             self.vt[r] = t
@@ -360,7 +366,7 @@ class LLMEngine(InferenceEngine):
             self.vt[r] = t
             while dq and dq[0][0] <= v:
                 self._end(heappop(dq)[1], r, t)
-        return self._after(r, t)
+        return self._after(r, t, ended)
 
     # -- the event loop -----------------------------------------------------------------
     def advance(self, limit_t: float, limit_p: int, next_id: int) -> tuple[float, int, int]:
@@ -551,10 +557,10 @@ class LLMEngine(InferenceEngine):
         lost = sorted([*self.pf[r], *self.pending[r], *(i for _, i in self.dq[r])])
         base, start = self.base, self.start
         held = max(len(lost), 1)
-        self._batch_to(t)
         for i in lost:
             k = i - base
             self.lost_gpu_s += (t - start[k]) * self.gpus / held
+            self.held_s += t - start[k]
             self.holding -= 1
             self.first[k] = float("nan")
             self._lost(k, t)
