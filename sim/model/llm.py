@@ -453,9 +453,9 @@ class LLMEngine(InferenceEngine):
         if self.kv_free[r] < self.in_tok[k] + self.out_tok[k]:
             return False
         if self.held[r] == 0 and ledger is not None and not ledger.admit_request(self.need_w[r]):
-            ledger.note_held()
             r = self._busy_with_room(i)
             if r < 0:
+                ledger.note_held()
                 return False
         self._admit(i, r, t)
         return True
