@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 from sim.config.catalogue import GpuType
 from sim.config.estimate import Estimate, biggest, estimate, format_seconds, scaling_keys
+from sim.config.interconnect import link_of
+from sim.config.models import LanguageModel
 from sim.config.reliability import parse_target
 from sim.config.scenario import LLMWorkload, Pool, Scenario, ServedWorkload, TrainingWorkload
-from sim.config.serving import MEMORY_UTILISATION
+from sim.config.serving import MEMORY_UTILISATION, serving_times
 from sim.errors import Problem
 from sim.registry import nearest
 
@@ -138,6 +140,8 @@ def check_scenario(scn: Scenario, size: Estimate | None = None) -> CheckResult:
             continue
         if isinstance(workload, ServedWorkload):
             _check_replica_memory(workload, workload.replica_memory_gb(models), candidates, result)
+            if isinstance(workload, LLMWorkload):
+                _check_kv_room(workload, models[workload.model], candidates, result)
         else:
             _check_job_memory(workload, candidates, result)
     _check_size(scn, result, size if size is not None else estimate(scn))
@@ -213,20 +217,55 @@ def _check_replica_memory(
             "memory; the rest is activations and the KV cache)"
         )
         key = f"workloads.{wl.name}.model"
+    fixes = "raise gpus_per_replica" + (
+        ', use precision = "fp8"' if isinstance(wl, LLMWorkload) and wl.precision != "fp8" else ""
+    )
     if wl.pool:
         msg = (
             f"{needs} but its {gpus} × {gpu.name} in pool "
-            f"{wl.pool!r} have {gpu.memory_gb * gpus:g} GB; raise gpus_per_replica or choose "
-            "another pool"
+            f"{wl.pool!r} have {gpu.memory_gb * gpus:g} GB; {fixes} or choose another pool"
         )
     else:
         msg = (
             f"{needs} but no pool has that in {gpus} GPU(s) "
             f"(the most is {gpu.memory_gb * gpus:g} GB, {gpu.name} in pool {best.name!r}); "
-            "raise gpus_per_replica"
+            f"{fixes}"
         )
     related = (f"workloads.{wl.name}.gpus_per_replica", *_memory_keys(wl, candidates))
     result.problems.append(Problem(key, msg, related=related))
+
+
+def _check_kv_room(
+    wl: LLMWorkload, model: LanguageModel, candidates: _Candidates, result: CheckResult
+) -> None:
+    """Warn when a replica's KV cache cannot hold one request of the mean size.
+
+    The run goes on: requests larger than a replica's KV cache are rejected, smaller ones
+    served a few at a time.
+    """
+    means = [d.expected_s() if d is not None else None for d in (wl.input_tokens, wl.output_tokens)]
+    if means[0] is None or means[1] is None:
+        return
+    tokens = means[0] + means[1]
+    for pool, gpu in candidates:
+        if gpu.memory_gb * wl.gpus_per_replica < wl.replica_memory_gb({model.name: model}):
+            continue
+        link = link_of(pool.link_name(gpu))
+        room = serving_times(model, wl.precision, gpu, wl.gpus_per_replica, link).kv_capacity_tokens
+        if room < tokens:
+            result.warnings.append(
+                Problem(
+                    f"workloads.{wl.name}.gpus_per_replica",
+                    f"a replica of {wl.model} on {wl.gpus_per_replica} × {gpu.name} (pool "
+                    f"{pool.name!r}) has KV memory for {max(room, 0):,} tokens, less than a mean "
+                    f"request's {tokens:,.0f}: most requests will be rejected",
+                    related=(
+                        f"workloads.{wl.name}.input_tokens",
+                        f"workloads.{wl.name}.output_tokens",
+                    ),
+                )
+            )
+            return
 
 
 def _check_job_memory(wl: TrainingWorkload, candidates: _Candidates, result: CheckResult) -> None:

@@ -304,6 +304,8 @@ class LLMWorkload(ServedWorkload):
                     f"give {key} (a count or a distribution), or map it from a trace column "
                     f'(arrival = {{ process = "trace", ..., columns = {{ {key} = "..." }} }})'
                 )
+            if getattr(self, key) is not None and key in mapped:
+                raise ValueError(f"give {key} or map it in arrival.columns.{key}, not both")
         wrong = [m for m in mapped if m not in TOKEN_MARKS]
         if wrong:
             raise ValueError(
