@@ -119,6 +119,12 @@ class LLMEngine(InferenceEngine):
         self.vt = [0.0] * n
         """When each replica's virtual clock was last brought up to date."""
         self.pf_end = [INF] * n
+        self.pf_start = [-INF] * n
+        """When each replica's running prefill started: admissions at that instant join it."""
+        self.pause_t = [0.0] * n
+        """When each paused replica was paused."""
+        self.paused_s = 0.0
+        """Request-seconds held by replicas while paused (left out of the mean batch)."""
         self.pf_left = [0.0] * n
         """A paused replica's prefill time still to go, at full speed."""
         self.pf: list[list[int]] = [[] for _ in range(n)]
@@ -184,8 +190,10 @@ class LLMEngine(InferenceEngine):
         return held - self.batch_mark[0], busy - self.batch_mark[1]
 
     def _batch_from_start(self, t: float) -> tuple[float, float]:
-        """Request-seconds held and busy replica-seconds from 0 to ``t``."""
-        held = self.held_s
+        """Request-seconds held and busy replica-seconds from 0 to ``t`` (pauses left out)."""
+        held = self.held_s - self.paused_s
+        for r in self.suspended:
+            held -= self.held[r] * (t - self.pause_t[r])
         base, start = self.base, self.start
         for r in range(len(self.held)):
             for i in (*self.pf[r], *self.pending[r], *(i for _, i in self.dq[r])):
@@ -285,6 +293,7 @@ class LLMEngine(InferenceEngine):
         for i in batch:
             tokens += in_tok[i - base]
         self.pf[r] = batch
+        self.pf_start[r] = t
         self.pf_end[r] = t + self.tm[r].prefill(tokens) / self.factor[r]
         self.mode[r] = PREFILL
 
@@ -297,7 +306,10 @@ class LLMEngine(InferenceEngine):
         self.holding += 1
         self.held[r] += 1
         mode = self.mode[r]
-        if mode == PREFILL:
+        if mode == PREFILL and self.pf_start[r] == t:  # admitted together: prefilled together
+            self._start_prefill(r, t, [*self.pf[r], i])
+            self._plan(r)
+        elif mode == PREFILL:
             self.pending[r].append(i)
         else:
             if mode == IDLE:
@@ -524,6 +536,7 @@ class LLMEngine(InferenceEngine):
         else:
             raise ValueError(f"replica {r} is not serving")
         self.suspended[r] = float(mode)
+        self.pause_t[r] = t
         self.mode[r] = PAUSED
         self._set_busy(r, t, -1)
         self._plan(r)
@@ -532,6 +545,7 @@ class LLMEngine(InferenceEngine):
     def resume(self, r: int, t: float) -> None:
         """Resume a paused replica where it stopped."""
         mode = int(self.suspended.pop(r))
+        self.paused_s += self.held[r] * (t - self.pause_t[r])
         self.mode[r] = mode
         if mode == PREFILL:
             self.pf_end[r] = t + self.pf_left[r] / self.factor[r]
@@ -550,6 +564,7 @@ class LLMEngine(InferenceEngine):
         mode = self.mode[r]
         if mode == PAUSED:
             del self.suspended[r]
+            self.paused_s += self.held[r] * (t - self.pause_t[r])
             assert self.ledger is not None
             self.ledger.forget_replica(self, r)
         elif mode in (PREFILL, DECODE):
