@@ -310,6 +310,7 @@ def run(
         out_dir=run_dir,
         workloads=[w.name for w in scn.workloads],
         inference=[isinstance(w, ServedWorkload) for w in scn.workloads],
+        llm=[isinstance(w, LLMWorkload) for w in scn.workloads],
         pools=[p.name for p in scn.pools],
         sla=[
             w.sla.limits if isinstance(w, ServedWorkload) and w.sla else None for w in scn.workloads

@@ -381,6 +381,12 @@ def test_mean_batch_and_tokens_by_hand(two_requests: RunResult) -> None:
     # interval it ends: 100 + 50 in [0, 60 s), 100 in [60, 120 s).
     ws = two_requests.frame("workload_timeseries")
     assert list(ws["output_tokens"]) == [150, 100, 0, 0]
+    np.testing.assert_allclose(ws["tokens_per_s"], [150 / 60, 100 / 60, 0.0, 0.0], rtol=1e-12)
+    # Per interval, from 0: in [0, 60) r0 and r1 overlap as above (r0 held from 0), so
+    # ((end0 - 0) + (end1 - 1)) / end0; in [60, 120) r2 alone: 1; then nothing busy (null).
+    first = (h["end0"] + (h["end1"] - 1.0)) / h["end0"]
+    np.testing.assert_allclose(ws["mean_batch"][:2], [first, 1.0], rtol=1e-10)
+    assert ws["mean_batch"][2:].isna().all()
 
 
 # -- dispatch: most free KV memory, ties to the lowest number; strict FIFO ----------------------

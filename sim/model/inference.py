@@ -378,6 +378,13 @@ class InferenceEngine:
             self.end[k] = arrival[k] + timeout
             self.timed_out += 1
 
+    def batch_from_start(self, t: float) -> tuple[float, float] | None:
+        """Request-seconds held and busy replica-seconds from 0 to ``t``, for batching engines.
+
+        None here: a replica of the plain queue serves one request at a time.
+        """
+        return None
+
     def mark_warmup(self, t: float) -> None:
         """The warm-up ends at ``t`` (the plain queue keeps nothing from before it)."""
 

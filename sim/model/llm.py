@@ -186,10 +186,10 @@ class LLMEngine(InferenceEngine):
 
     def batch_totals(self, t: float) -> tuple[float, float]:
         """Request-seconds held and busy replica-seconds from the warm-up to ``t``."""
-        held, busy = self._batch_from_start(t)
+        held, busy = self.batch_from_start(t)
         return held - self.batch_mark[0], busy - self.batch_mark[1]
 
-    def _batch_from_start(self, t: float) -> tuple[float, float]:
+    def batch_from_start(self, t: float) -> tuple[float, float]:
         """Request-seconds held and busy replica-seconds from 0 to ``t`` (pauses left out)."""
         held = self.held_s - self.paused_s
         for r in self.suspended:
@@ -203,7 +203,7 @@ class LLMEngine(InferenceEngine):
 
     def mark_warmup(self, t: float) -> None:
         """Start the batch integrals of the summary at the warm-up ``t``."""
-        self.batch_mark = self._batch_from_start(t)
+        self.batch_mark = self.batch_from_start(t)
 
     def finish(self, horizon: float) -> None:
         """At the horizon: record every request, and the batch integrals."""

@@ -368,6 +368,7 @@ class World:
                 e.waiting,
                 e.in_service,
                 e.busy_replicas,
+                e.batch_from_start(t),
             )
 
     def _observe_at(self, t: float, action: Callable[[], None]) -> None:

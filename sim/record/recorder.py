@@ -87,6 +87,18 @@ def _take_percentiles(
     return rows
 
 
+def _take_counts(blocks: list[np.ndarray], first: int, last: int) -> np.ndarray:
+    """Counts per interval ``first``..``last`` of blocks of interval numbers.
+
+    Takes those intervals out of ``blocks``, keeping later ones.
+    """
+    values = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+    blocks[:] = [values[values > last]]
+    values = values[(values <= last) & (values >= first)]
+    counts: np.ndarray = np.bincount(values - first, minlength=last - first + 1)
+    return counts
+
+
 def _float_array(values: Any) -> pa.Array:
     """float64 with NaN as null."""
     return pa.array(np.asarray(values, dtype=np.float64), type=pa.float64(), from_pandas=True)
@@ -246,11 +258,11 @@ class IntervalState:
     completed: int = 0
     rejected: int = 0
     start_s: float = 0.0
-    closed: deque[tuple[int, float, float, int, int, int, int, int, int]] = field(
+    closed: deque[tuple[int, float, float, int, int, int, int, int, int, float, float]] = field(
         default_factory=deque
     )
-    """(interval, start, end, arrivals, served, rejected, waiting, in service, busy replicas)
-    per interval."""
+    """(interval, start, end, arrivals, served, rejected, waiting, in service, busy replicas,
+    request-seconds held, busy replica-seconds) per interval."""
     keys: list[np.ndarray] = field(default_factory=list)
     """Blocks of (interval × BUCKETS + bucket) of served requests' latencies, not yet emitted."""
     ttft_keys: list[np.ndarray] = field(default_factory=list)
@@ -259,6 +271,12 @@ class IntervalState:
     """The same of their TPOTs (llm workloads)."""
     tokens: list[np.ndarray] = field(default_factory=list)
     """Blocks of (interval, output tokens) of served llm requests, two rows each."""
+    llm: bool = False
+    """Whether the workload is ``kind = "llm"`` (its token columns are filled)."""
+    met_parts: tuple[list[np.ndarray], list[np.ndarray]] = field(default_factory=lambda: ([], []))
+    """Blocks of the interval of each request that ended meeting the TTFT, the TPOT objective."""
+    batch: tuple[float, float] = (0.0, 0.0)
+    """Request-seconds held and busy replica-seconds from 0 at the last interval's end."""
     met: list[np.ndarray] = field(default_factory=list)
     """Blocks of the interval of each request that ended within its SLA."""
     ended: list[np.ndarray] = field(default_factory=list)
@@ -284,6 +302,7 @@ class Recorder:
         start: datetime | None = None,
         timezone: str | None = None,
         request_levels: Sequence[tuple[str, float]] = (),
+        llm: Sequence[bool] = (),
         sample_rngs: Sequence[np.random.Generator | None] = (),
     ) -> None:
         self.workloads = list(workloads)
@@ -343,7 +362,11 @@ class Recorder:
         self._job_columns = self.jobs.appenders()
         self.request_tally = [RequestTally() for _ in self.workloads]
         self.job_tally = [JobTally() for _ in self.workloads]
-        self.intervals = [IntervalState() if is_inference else None for is_inference in inference]
+        llm = list(llm) or [False] * len(self.workloads)
+        self.intervals = [
+            IntervalState(llm=is_llm) if is_inference else None
+            for is_inference, is_llm in zip(inference, llm, strict=True)
+        ]
         self.requests_seen = 0
         """Requests recorded so far, whatever the level (rows written or not)."""
 
@@ -636,6 +659,9 @@ class Recorder:
         state.keys.append(served_j * histogram.BUCKETS + histogram.bucket_of(latency[ok]))
         if judged is not None:
             state.met.append(self._interval_of(end[ok & judged[0]]))
+            for blocks, part in zip(state.met_parts, judged[2][1:], strict=True):
+                if part is not None:
+                    blocks.append(self._interval_of(end[ok & part[1]]))
         if tokens is not None:
             state.ttft_keys.append(
                 served_j * histogram.BUCKETS + histogram.bucket_of(tokens.ttft[ok])
@@ -660,11 +686,13 @@ class Recorder:
         waiting: int,
         in_service: int,
         busy: int | None = None,
+        batch: tuple[float, float] | None = None,
     ) -> None:
         """Close interval number ``interval`` of an inference workload at ``t``.
 
         The counters are totals since the start; the state is the workload's at ``t``
-        (``busy``: replicas holding requests, by default ``in_service``).
+        (``busy``: replicas holding requests, by default ``in_service``; ``batch``: an llm
+        workload's request-seconds held and busy replica-seconds from 0 to ``t``).
         """
         state = self.intervals[workload]
         assert state is not None
@@ -679,8 +707,15 @@ class Recorder:
                 waiting,
                 in_service,
                 in_service if busy is None else busy,
+                *(
+                    (batch[0] - state.batch[0], batch[1] - state.batch[1])
+                    if batch is not None
+                    else (0.0, 0.0)
+                ),
             )
         )
+        if batch is not None:
+            state.batch = batch
         state.arrived, state.completed, state.rejected, state.start_s = (
             arrived,
             completed,
@@ -710,31 +745,37 @@ class Recorder:
         latency = _take_percentiles(state.keys, first, last, (50, 95, 99))
         ttft = _take_percentiles(state.ttft_keys, first, last, (50, 99))
         tpot = _take_percentiles(state.tpot_keys, first, last, (50, 99))
-        met = np.concatenate(state.met) if state.met else np.zeros(0, np.int64)
-        ended = np.concatenate(state.ended) if state.ended else np.zeros(0, np.int64)
-        state.met = [met[met > last]]
-        state.ended = [ended[ended > last]]
-        met = met[(met <= last) & (met >= first)]
-        ended = ended[(ended <= last) & (ended >= first)]
         size = last - first + 1
-        met_n = np.bincount(met - first, minlength=size)
-        ended_n = np.bincount(ended - first, minlength=size)
-        llm = bool(state.tokens)
+        met_n = _take_counts(state.met, first, last)
+        ended_n = _take_counts(state.ended, first, last)
+        met_ttft, met_tpot = (_take_counts(b, first, last) for b in state.met_parts)
+        llm = state.llm
         tokens_n = np.zeros(size, np.int64)
-        if llm:
+        if state.tokens:
             tokens = np.concatenate(state.tokens, axis=1)
             state.tokens = [tokens[:, tokens[0] > last]]
             tokens = tokens[:, (tokens[0] <= last) & (tokens[0] >= first)]
             tokens_n = np.bincount(tokens[0] - first, weights=tokens[1], minlength=size)
-        has_sla = self.sla[workload] is not None
+        limits = self.sla[workload]
+        has_sla = limits is not None
+        has_ttft = limits is not None and limits[1] is not None
+        has_tpot = limits is not None and limits[2] is not None
         nan = float("nan")
         while state.closed and state.closed[0][0] <= last:
-            j, t0, t1, arrivals, served, rejected, waiting, in_service, busy = (
+            j, t0, t1, arrivals, served, rejected, waiting, in_service, busy, held_s, busy_s = (
                 state.closed.popleft()
             )
             at = j - first
             n_ended = int(ended_n[at])
             attainment = float(met_n[at]) / n_ended if has_sla and n_ended else nan
+            llm_figures: tuple[float, float, float, float] = (nan, nan, nan, nan)
+            if llm:
+                llm_figures = (
+                    float(tokens_n[at]) / (t1 - t0) if t1 > t0 else nan,
+                    float(met_ttft[at]) / n_ended if has_ttft and n_ended else nan,
+                    float(met_tpot[at]) / n_ended if has_tpot and n_ended else nan,
+                    held_s / busy_s if busy_s > 0 else nan,
+                )
             self.workload_series.append(
                 (
                     t0,
@@ -751,6 +792,7 @@ class Recorder:
                     *ttft[at],
                     *tpot[at],
                     int(tokens_n[at]) if llm else -1,
+                    *llm_figures,
                 )
             )
 

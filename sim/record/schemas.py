@@ -364,6 +364,30 @@ WORKLOAD_TIMESERIES = (
         "",
         "output tokens of llm requests served in the interval (null for other kinds)",
     ),
+    Column(
+        "tokens_per_s",
+        pa.float64(),
+        "1/s",
+        "output_tokens / the interval's length (null for other kinds)",
+    ),
+    Column(
+        "sla_ttft_attainment",
+        pa.float64(),
+        "",
+        "as sla_attainment, for the TTFT objective alone (llm workloads with one; else null)",
+    ),
+    Column(
+        "sla_tpot_attainment",
+        pa.float64(),
+        "",
+        "as sla_attainment, for the TPOT objective alone (llm workloads with one; else null)",
+    ),
+    Column(
+        "mean_batch",
+        pa.float64(),
+        "",
+        "requests a busy replica held in the interval, time-averaged (llm; null if none busy)",
+    ),
 )
 
 WORKLOAD_STATS = (
