@@ -140,6 +140,8 @@ class LLMEngine(InferenceEngine):
         self.offers: list[tuple[int, int, int]] = [(-self.kv_free[r], r, 0) for r in range(n)]
         """(-free KV tokens, replica, stamp) of replicas with a free place; stale ones skipped."""
         heapify(self.offers)
+        self.busy_offers: list[tuple[int, int, int]] = []
+        """The same, of the replicas that hold requests (busy): they admit with no more power."""
         self.largest = max(self.kv_free, default=0)
         """The KV tokens of the largest replica: a request needing more is rejected."""
         self.holding = 0
@@ -242,12 +244,20 @@ class LLMEngine(InferenceEngine):
             and r not in self.retiring
             and r not in self.down
         ):
-            offers = self.offers
-            heappush(offers, (-self.kv_free[r], r, self.stamp[r]))
-            if len(offers) > REBUILD_FACTOR * len(self.held) + 64:
-                stamp = self.stamp
-                self.offers = [o for o in offers if o[2] == stamp[o[1]]]
-                heapify(self.offers)
+            entry = (-self.kv_free[r], r, self.stamp[r])
+            heappush(self.offers, entry)
+            if self.held[r]:
+                heappush(self.busy_offers, entry)
+            if len(self.offers) + len(self.busy_offers) > REBUILD_FACTOR * len(self.held) + 64:
+                self.offers = self._valid(self.offers)
+                self.busy_offers = self._valid(self.busy_offers)
+
+    def _valid(self, offers: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        """The entries of ``offers`` not voided since, as a heap."""
+        stamp = self.stamp
+        kept = [o for o in offers if o[2] == stamp[o[1]]]
+        heapify(kept)
+        return kept
 
     def _best(self) -> int:
         """The replica with the most free KV memory and a free place; -1 if none."""
@@ -473,24 +483,18 @@ class LLMEngine(InferenceEngine):
         return True
 
     def _busy_with_room(self, i: int) -> int:
-        """A busy replica with room for request ``i`` (no extra power needed); -1 if none.
+        """The busy replica with the most free KV memory, if request ``i`` fits there; else -1.
 
-        Only while the power limit holds an idle replica back: a scan of the replicas.
+        Only while the power limit holds an idle replica back: a busy one needs no more power.
         """
         k = i - self.base
-        need = self.in_tok[k] + self.out_tok[k]
-        best, most = -1, -1
-        for r, held in enumerate(self.held):
-            if (
-                held
-                and held < self.max_batch
-                and self.mode[r] <= DECODE
-                and r not in self.retiring
-                and self.kv_free[r] >= need
-                and self.kv_free[r] > most
-            ):
-                best, most = r, self.kv_free[r]
-        return best
+        offers, stamp = self.busy_offers, self.stamp
+        while offers:
+            _, r, st = offers[0]
+            if st == stamp[r]:
+                return r if self.kv_free[r] >= self.in_tok[k] + self.out_tok[k] else -1
+            heappop(offers)
+        return -1
 
     def _dispatch(self, t: float, ledger: PowerLedger | None) -> None:
         """Admit queued requests in order while the head fits somewhere."""
