@@ -799,3 +799,19 @@ def test_requests_admitted_together_prefill_together() -> None:
     workload = llm(arrival=at(0.0, 0.0, 0.0), inp=1000, out=10)
     df = requests_of(run(scenario([pool(interconnect="nvlink")], [workload], 100.0)))
     np.testing.assert_allclose(df["ttft_s"], t.prefill_s(3000), rtol=1e-12)
+
+
+def test_requests_still_held_at_the_horizon_count_in_the_last_interval() -> None:
+    """Two requests (100 in, 9,000 out: 18,200 of the replica's 18,432 KV tokens) arrive at 0
+    and 1 s at one replica (llama-2-70b, 2 H100s) and are still decoding at the 120 s horizon
+    (9,000 steps of at least 37 ms; sample_every 60 s). Both intervals
+    close with both requests held: [0, 60): (60 + 59) request-seconds over 60 busy seconds;
+    [60, 120): 2 requests over the whole interval, a mean batch of exactly 2. Nothing is
+    served, so the summary's mean batch is (120 + 119) / 120."""
+    workload = llm(arrival=at(0.0, 1.0), inp=100, out=9_000)
+    result = run(scenario([pool(interconnect="nvlink")], [workload], 120.0))
+    ws = result.frame("workload_timeseries")
+    np.testing.assert_allclose(ws["mean_batch"], [119 / 60, 2.0], rtol=1e-12)
+    assert list(requests_of(result)["status"]) == ["unfinished", "unfinished"]
+    mean = result.summary["workloads"]["chat"]["mean_batch"]
+    assert mean == pytest.approx(239 / 120, rel=1e-10)

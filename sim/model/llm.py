@@ -154,6 +154,8 @@ class LLMEngine(InferenceEngine):
         """Seconds held by replicas of the requests that left them (ended or lost)."""
         self.batch_mark = (0.0, 0.0)
         """``batch_totals`` from 0 at the warm-up."""
+        self.at_horizon: tuple[float, float] | None = None
+        """``batch_from_start`` at the horizon, once the run is finished."""
         self.free = []  # the base engine's free list is unused
 
     # -- columns ------------------------------------------------------------------------
@@ -193,6 +195,8 @@ class LLMEngine(InferenceEngine):
 
     def batch_from_start(self, t: float) -> tuple[float, float]:
         """Request-seconds held and busy replica-seconds from 0 to ``t`` (pauses left out)."""
+        if self.at_horizon is not None:  # the columns are flushed: the figures at the horizon
+            return self.at_horizon
         held = self.held_s - self.paused_s
         for r in self.suspended:
             held -= self.held[r] * (t - self.pause_t[r])
@@ -210,6 +214,7 @@ class LLMEngine(InferenceEngine):
     def finish(self, horizon: float) -> None:
         """At the horizon: record every request, and the batch integrals."""
         totals = self.batch_totals(horizon)  # before the flush empties the columns
+        self.at_horizon = self.batch_from_start(horizon)
         super().finish(horizon)
         self.recorder.batching(self.index, *totals)
 
