@@ -583,6 +583,31 @@ class LLMEngine(InferenceEngine):
         self.vt[r] = t
         self._clear(r, IDLE)
 
+    def _grow(self, placement: Placement) -> None:
+        """A new replica, down until ``bring_up``: its batching state."""
+        self.base_speed.append(placement.pool.speed)
+        self.factor.append(1.0)
+        tm = self.timing[placement.pool.index]
+        self.tm.append(tm)
+        self.largest = max(self.largest, tm.kv_tokens)
+        self.held.append(0)
+        self.kv_free.append(0)
+        self.mode.append(DOWN)
+        self.v.append(0.0)
+        self.vt.append(0.0)
+        self.pf_end.append(INF)
+        self.pf_left.append(0.0)
+        self.pf.append([])
+        self.pending.append([])
+        self.dq.append([])
+        self.gen.append(0)
+        self.stamp.append(0)
+
+    def idle_replicas(self) -> list[int]:
+        """Replicas up and holding no request, highest number first (a scan of the replicas)."""
+        mode, down = self.mode, self.down
+        return [r for r in range(len(mode) - 1, -1, -1) if mode[r] == IDLE and r not in down]
+
     def retire(self, r: int, t: float) -> bool:
         """Stop giving replica ``r`` new requests: True if it is idle and may move now."""
         if r in self.down:
