@@ -52,14 +52,17 @@ i. the site-year with failures: ``benchmarks/year_site_failures.toml``, the same
    not counted as events. It reads the site-year's price file; ``--skip-year`` skips it too
    and ``--quick`` shortens it the same way.
 
+k. a month of the mixed cluster (``scenarios/mixed-cluster.toml`` for 30 days: autoscaled
+   inference beside training with backfill and preemption): wall and CPU time, jobs per second.
+
 j. a sweep: ``sim sweep benchmarks/sweep_16.toml`` (16 runs of the M/M/8 queue for two days,
    about 1.2 million requests each) with 1 local worker and with 2, each from an empty output
    folder: wall times and the speed-up, at least 1.7x on a 2-core machine.
 
 With ``--repeat N`` the commands alternate, round by round, and medians are reported.
 ``--only KEY,...`` measures only those runs (keys: startup, mmc, ciw, two_1m, two_10m,
-train_2000, train_200, default, services_16, replicas_2048, beside, beside_alone, site_day,
-year_site, year_failures, sweep_1, sweep_2) and reports only the figures they give.
+train_2000, train_200, default, mixed_month, services_16, replicas_2048, beside, beside_alone,
+site_day, year_site, year_failures, sweep_1, sweep_2) and reports only the figures they give.
 Everything is written to ``benchmarks/.work/results.json`` (with ``--only``, to
 ``results-<keys>.json`` beside it).
 
@@ -97,6 +100,7 @@ SERVICES_16 = HERE / "services_16.toml"
 REPLICAS_2048 = HERE / "replicas_2048.toml"
 BESIDE = HERE / "beside_training.toml"
 DEFAULT = ROOT / "scenarios" / "default.toml"
+MIXED = ROOT / "scenarios" / "mixed-cluster.toml"
 SITE = ROOT / "scenarios" / "site-week.toml"
 SMALL_MMC = ROOT / "scenarios" / "mmc.toml"
 YEAR = HERE / "year_site.toml"
@@ -364,6 +368,7 @@ def build_commands(args: argparse.Namespace) -> dict[str, Command]:
             *training_small_overrides(),
         ),
         sim_run("default", "default scenario", DEFAULT),
+        sim_run("mixed_month", "a month of the mixed cluster", MIXED, "scenario.duration=30d"),
         sim_run(
             "services_16",
             "16 services x 8 replicas",
@@ -523,6 +528,18 @@ def analyse(cmds: dict[str, Command]) -> dict[str, Any]:
             "inproc_s": default.median("inproc_s"),
             "peak_rss_mib": default.median("peak_rss_mib"),
             "rows": default.samples[-1].extra["rows"],
+        }
+
+    if "mixed_month" in cmds:
+        mixed = cmds["mixed_month"]
+        jobs = mixed.median("jobs")
+        res["k_mixed_month"] = {
+            "wall_s": mixed.median("wall_s"),
+            "cpu_s": mixed.median("cpu_s"),
+            "peak_rss_mib": mixed.median("peak_rss_mib"),
+            "requests": mixed.median("requests"),
+            "jobs": jobs,
+            "jobs_per_s": jobs / mixed.median("wall_s"),
         }
 
     if startup is not None and per_request is not None:

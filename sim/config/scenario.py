@@ -236,6 +236,9 @@ class Autoscale(Frozen):
     """Time between decisions (a duration)."""
     load_time_s: Duration = Field(default=0.0, alias="load_time", ge=0)
     """Time a new replica holds its GPUs loading its model before it serves (a duration)."""
+    down_window_s: Duration = Field(default=0.0, alias="down_window", ge=0)
+    """A scale-down goes only to the most replicas wanted by the decisions of this window,
+    the latest included (a duration; 0: the latest decision alone). Damps flapping."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscale:

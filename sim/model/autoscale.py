@@ -13,9 +13,11 @@ replica not removed: serving, loading, or down and waiting for room after a fail
   lowest first); otherwise the engine grows by one (``InferenceEngine.add_slot``). The replica
   holds its GPUs loading its model for ``load_time`` and serves from then (``bring_up``).
   Event ``replica_added`` (detail: its nodes) at the placement, ``replica_ready`` when it serves.
-- **Down.** One idle replica per interval (the highest-numbered one that is up and holds no
-  request; none if all are busy), never below ``min_replicas``: it is retired, its GPUs are
-  given back and the training queue decides at once. Event ``replica_removed``.
+- **Down.** When even the most wanted by the decisions of the last ``down_window`` (the
+  latest included) is below the count: one idle replica per interval (the highest-numbered
+  one that is up and holds no request; none if all are busy), never below ``min_replicas``: it
+  is retired, its GPUs are given back and the training queue decides at once. Event
+  ``replica_removed``.
 
 A loading replica whose node goes down is handled by the node board like any replica: it waits
 for room and, placed again, serves at once (its model load is not paid again).
@@ -24,6 +26,7 @@ for room and, placed again, serves at once (its model load is not paid again).
 from __future__ import annotations
 
 import math
+from collections import deque
 from functools import partial
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
@@ -78,6 +81,8 @@ class Autoscaler:
         self.added = 0
         self.dropped = 0
         """Replicas added and removed so far."""
+        self.recent: deque[int] = deque(maxlen=int(spec.down_window_s // spec.interval_s) + 1)
+        """The counts wanted by the decisions within ``down_window``, the latest last."""
         self._tick_cb = self._tick
         self._schedule(spec.interval_s)
 
@@ -101,11 +106,13 @@ class Autoscaler:
         t = self.clock.now
         self._schedule(t + self.spec.interval_s)
         want, have = self.wanted(), self.count
+        recent = self.recent
+        recent.append(want)
         if want > have:
             for _ in range(want - have):
                 if not self._add(t):
                     break
-        elif want < have:
+        elif (max(recent) if len(recent) > 1 else want) < have:
             self._remove(t)
 
     def _add(self, t: float) -> bool:
