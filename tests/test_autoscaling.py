@@ -137,3 +137,26 @@ def test_replicas_outside_the_bounds_are_refused(tmp_path: Path) -> None:
         sim.run(path)
     assert "autoscale.max_replicas" in str(info.value)
     assert "workloads" in str(info.value)
+
+
+def test_an_llm_service_grows_its_batching_replicas(tmp_path: Path) -> None:
+    """``kind = "llm"``: 40 requests at 10 s on one replica (batch of at most 2): the tick at
+    60 wants ceil(40 / 1) capped at 3; replicas 1 and 2 are added at 60, serve from 180 and
+    take requests from then (none before 180 on them)."""
+    (tmp_path / "req.csv").write_text("t\n" + "0\n" * 40)
+    service = 'model = "llama-3-8b"\nmax_batch = 2\ninput_tokens = 200\noutput_tokens = 2000'
+    text = SCENARIO.format(preempt="false", kind="llm", service=service)
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    result = sim.run(path)
+    req = result.frame("requests")
+    new = req[req["replica"] >= 1]
+    assert len(new) > 0
+    assert (new["start_s"] >= 180.0).all()
+    added = events_of(result, "replica_added", "replica_ready")
+    assert added[:4] == [
+        (60.0, "replica_added", 1),
+        (60.0, "replica_added", 2),
+        (180.0, "replica_ready", 1),
+        (180.0, "replica_ready", 2),
+    ]
