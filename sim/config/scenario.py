@@ -215,6 +215,40 @@ class SlaLimits(NamedTuple):
     tpot_s: float | None = None
 
 
+class Autoscale(Frozen):
+    """A served workload's ``autoscale`` table: replicas follow the requests they hold.
+
+    Every ``interval`` the wanted count is ``ceil((requests held + waiting) / target)`` within
+    ``min_replicas`` and ``max_replicas``; more replicas are placed at once (serving after
+    ``load_time``), fewer are removed one idle replica per interval (README, "Autoscaling").
+    """
+
+    min_replicas: int = Field(ge=1)
+    """Fewest replicas kept."""
+    max_replicas: int = Field(ge=1)
+    """Most replicas placed (loading ones included)."""
+    metric: Literal["queue", "ttft"] = "queue"
+    """What the target is of: ``"queue"``, requests held (in service, or in a batch) or
+    waiting, per replica; ``"ttft"`` (llm workloads), the time to first token, in seconds."""
+    target: PositiveFloat
+    """The wanted requests held or waiting per replica, or the TTFT in seconds (> 0)."""
+    interval_s: Duration = Field(default=60.0, alias="interval", gt=0)
+    """Time between decisions (a duration)."""
+    load_time_s: Duration = Field(default=0.0, alias="load_time", ge=0)
+    """Time a new replica holds its GPUs loading its model before it serves (a duration)."""
+    down_window_s: Duration = Field(default=0.0, alias="down_window", ge=0)
+    """A scale-down goes only to the most replicas wanted by the decisions of this window,
+    the latest included (a duration; 0: the latest decision alone). Damps flapping."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
 class ServedWorkload(Frozen):
     """What every request-serving workload has: replicas, arrivals, queue limits, output."""
 
@@ -238,6 +272,24 @@ class ServedWorkload(Frozen):
     limit when left out."""
     retries: int = Field(default=0, ge=0)
     """Times a request whose replica fails under it is queued again; then it ends ``failed``."""
+    autoscale: Autoscale | None = None
+    """Replicas added and removed with the load, between ``min_replicas`` and ``max_replicas``
+    (``replicas`` is the count at the start); a fixed count when left out."""
+
+    @model_validator(mode="after")
+    def _replicas_in_bounds(self) -> ServedWorkload:
+        a = self.autoscale
+        if a is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
+            raise ValueError(
+                f"replicas ({self.replicas}) must be within autoscale.min_replicas "
+                f"({a.min_replicas}) and autoscale.max_replicas ({a.max_replicas})"
+            )
+        if a is not None and a.metric == "ttft" and not isinstance(self, LLMWorkload):
+            raise ValueError(
+                'autoscale.metric = "ttft" needs kind = "llm" (a request of the plain queue has '
+                'no first token); use metric = "queue"'
+            )
+        return self
 
     def replica_memory_gb(self, models: Mapping[str, LanguageModel]) -> float:
         """Memory a replica needs across its GPUs (GB)."""
@@ -424,6 +476,12 @@ class Scheduler(Frozen):
     power_policy: str = "lowest-priority-first"
     """Which running training jobs the power ladder suspends first (README, "The power
     ladder"): ``"lowest-priority-first"``, ``"newest-first"`` or ``"largest-first"``."""
+    preempt: bool = False
+    """Let higher-priority work take GPUs from running training jobs of lower priority: the
+    head of the queue from jobs of strictly lower workload ``priority``, an inference replica
+    waiting for room (a scale-up, or one moved after its node went down) from any job. The
+    jobs are killed through the one interruption path (cause ``preempted``): they roll back to
+    their last checkpoint and queue again (README, "Preemption")."""
 
 
 class Scenario(Frozen):

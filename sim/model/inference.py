@@ -344,6 +344,34 @@ class InferenceEngine:
         """Replica ``r``, just placed, takes requests from ``t``."""
         heappush(self.free, r)
 
+    def add_slot(self, placement: Placement) -> int:
+        """A new replica number, holding ``placement`` but down until ``bring_up`` (autoscaling).
+
+        Every per-replica list grows by one (amortised O(1)); the hot loops are unchanged.
+        """
+        r = len(self.replicas)
+        pool = placement.pool.index
+        self.replicas.append(placement)
+        self.down.add(r)
+        self.speed.append(placement.pool.speed)
+        self.need_w.append(0.0)
+        self.slot.append(self.pools.index(pool))
+        self.serving.append(-1)
+        if r + 1 >= len(self.replica_pool):  # keep a spare -1 at the end (replica -1's pool)
+            grown = np.full(2 * len(self.replica_pool), -1, dtype=np.int64)
+            grown[:r] = self.replica_pool[:r]
+            self.replica_pool = grown
+        self.replica_pool[r] = pool
+        self._grow(placement)
+        return r
+
+    def _grow(self, placement: Placement) -> None:
+        """Grow the per-replica state subclasses keep (a new replica, down)."""
+
+    def idle_replicas(self) -> list[int]:
+        """Replicas up and holding no request, highest number first (a scan of the free ones)."""
+        return sorted(self.free, reverse=True)
+
     def retire(self, r: int, t: float) -> bool:
         """Stop giving replica ``r`` new requests: True if it is idle and may move now.
 
@@ -377,6 +405,10 @@ class InferenceEngine:
             self.status[k] = TIMEOUT
             self.end[k] = arrival[k] + timeout
             self.timed_out += 1
+
+    def ttft_signal(self, t: float) -> float:
+        """The TTFT an autoscaler follows (llm workloads only)."""
+        raise NotImplementedError("only llm workloads have a time to first token")
 
     def batch_from_start(self, t: float) -> tuple[float, float] | None:
         """Request-seconds held and busy replica-seconds from 0 to ``t``, for batching engines.

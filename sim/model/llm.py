@@ -154,6 +154,9 @@ class LLMEngine(InferenceEngine):
         """Seconds held by replicas of the requests that left them (ended or lost)."""
         self.batch_mark = (0.0, 0.0)
         """``batch_totals`` from 0 at the warm-up."""
+        self.ttft_sum = 0.0
+        self.ttft_n = 0
+        """TTFTs of the first tokens since the autoscaler last read them (``ttft_signal``)."""
         self.at_horizon: tuple[float, float] | None = None
         """``batch_from_start`` at the horizon, once the run is finished."""
         self.free = []  # the base engine's free list is unused
@@ -206,6 +209,17 @@ class LLMEngine(InferenceEngine):
                 held += t - start[i - base]
         busy = sum(self.busy_gpu_s(slot, t) for slot in range(len(self.pools))) / self.gpus
         return held, busy
+
+    def ttft_signal(self, t: float) -> float:
+        """The TTFT an autoscaler follows at ``t``; starts the next period's mean.
+
+        The larger of the mean TTFT of the first tokens since the last call and the wait of
+        the oldest request still waiting; 0 with neither.
+        """
+        mean = self.ttft_sum / self.ttft_n if self.ttft_n else 0.0
+        self.ttft_sum, self.ttft_n = 0.0, 0
+        oldest = t - self.arrival[self.queue[0] - self.base] if self.queue else 0.0
+        return max(mean, oldest)
 
     def mark_warmup(self, t: float) -> None:
         """Start the batch integrals of the summary at the warm-up ``t``."""
@@ -374,12 +388,14 @@ class LLMEngine(InferenceEngine):
         base, dq = self.base, self.dq[r]
         ended = True
         if self.mode[r] == PREFILL:
-            first, out_tok = self.first, self.out_tok
+            first, out_tok, arrival = self.first, self.out_tok, self.arrival
             v = self.v[r]
             ended = False
+            self.ttft_n += len(self.pf[r])
             for i in self.pf[r]:
                 k = i - base
                 first[k] = t
+                self.ttft_sum += t - arrival[k]
                 if out_tok[k] > 1:
                     heappush(dq, (v + (out_tok[k] - 1), i))
                 else:
@@ -612,6 +628,33 @@ class LLMEngine(InferenceEngine):
         self.factor[r] = self.speed[r] / self.base_speed[r]
         self.vt[r] = t
         self._clear(r, IDLE)
+
+    def _grow(self, placement: Placement) -> None:
+        """A new replica, down until ``bring_up``: its batching state."""
+        self.base_speed.append(placement.pool.speed)
+        self.factor.append(1.0)
+        tm = self.timing[placement.pool.index]
+        self.tm.append(tm)
+        self.largest = max(self.largest, tm.kv_tokens)
+        self.held.append(0)
+        self.kv_free.append(0)
+        self.mode.append(DOWN)
+        self.v.append(0.0)
+        self.vt.append(0.0)
+        self.pf_end.append(INF)
+        self.pf_start.append(-INF)
+        self.pause_t.append(0.0)
+        self.pf_left.append(0.0)
+        self.pf.append([])
+        self.pending.append([])
+        self.dq.append([])
+        self.gen.append(0)
+        self.stamp.append(0)
+
+    def idle_replicas(self) -> list[int]:
+        """Replicas up and holding no request, highest number first (a scan of the replicas)."""
+        mode, down = self.mode, self.down
+        return [r for r in range(len(mode) - 1, -1, -1) if mode[r] == IDLE and r not in down]
 
     def retire(self, r: int, t: float) -> bool:
         """Stop giving replica ``r`` new requests: True if it is idle and may move now."""

@@ -331,7 +331,10 @@ class NodeBoard:
         self.capacity.release(placement)
 
     def place_waiting(self) -> None:
-        """Place replicas that wait for room, in the order they went down (before any job)."""
+        """Place replicas that wait for room, in the order they went down (before any job).
+
+        With ``scheduler.preempt`` a replica that finds no room kills training jobs for it.
+        """
         if not self.waiting:
             return
         t = self.clock.now
@@ -341,6 +344,8 @@ class NodeBoard:
         placed = False
         for engine, r in self.waiting:
             placement = self.capacity.place(self.demand[engine.index], (engine, r))
+            if placement is None and self.scheduler is not None:
+                placement = self.scheduler.take_for(self.demand[engine.index], (engine, r))
             if placement is None:
                 still.append((engine, r))
                 continue

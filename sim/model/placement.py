@@ -40,6 +40,8 @@ def place_replicas(
 ) -> tuple[dict[int, list[Placement]], list[Problem]]:
     """Place and pin every inference replica; return them by workload index, and the problems.
 
+    Of an autoscaled workload only the first ``min_replicas`` are pinned (the others may go).
+
     Workloads are placed in the order of their names, so the order of ``[[workloads]]`` in the
     file does not matter.
     """
@@ -59,7 +61,8 @@ def place_replicas(
             placement = capacity.place(demand)
             if placement is None:
                 break
-            capacity.pin(placement)
+            if wl.autoscale is None or len(mine) < wl.autoscale.min_replicas:
+                capacity.pin(placement)  # autoscaled: only the replicas always kept
             mine.append(placement)
         placed[index] = mine
         if pools and len(mine) < wl.replicas:

@@ -20,6 +20,19 @@ running past its estimate can delay the head (as in any EASY scheduler); the hea
 delayed by a job started ahead of it when estimates hold. A head with no reservation (its
 GPUs held by suspended jobs or down nodes) lets nothing start ahead of it.
 
+Preemption (``scheduler.preempt``): when the head does not fit, it may take the GPUs of
+running jobs of strictly lower priority (``Job.priority``, the workload's). In each eligible
+pool the candidates are taken lowest priority first, then the most recently started (the least
+work since a checkpoint to lose, and the least run time thrown away), then the highest id,
+until the GPUs they hold plus the free ones are enough (on one node for a head no larger than a
+node: the victims are then those holding GPUs on the first node to gather enough). The pool
+needing the fewest victims wins (the first eligible one among equals). The head leaves the
+queue first, then each victim is killed through ``interrupt`` (cause ``preempted``): it rolls
+back to its last checkpoint and queues again, paying ``restart_cost`` when it starts again; a
+preemption does not count against ``max_restarts``. Candidates are indexed per pool, with the
+GPUs each priority holds, so a head that preemption cannot help costs no scan. Inference
+replicas waiting for room use ``take_for`` (they outrank every job).
+
 A job that can never fit is rejected at once with the reason. A job starts only when the
 power ledger has headroom for it; otherwise it is held at the head of the queue (nothing is
 backfilled past a head held for power). A running job knows its progress (work done, in
@@ -52,6 +65,8 @@ if TYPE_CHECKING:
 
 NAN = float("nan")
 INF = float("inf")
+PREEMPTED = "preempted"
+"""The cause of an interruption by preemption (events, and a failed job's reason)."""
 COMPUTE, CHECKPOINT, RESTART = range(3)
 """What a running job is doing: computing, writing a checkpoint, reloading after a restart."""
 
@@ -112,6 +127,7 @@ class Job:
         "placement",
         "policy",
         "pool_index",
+        "preemptions",
         "priority",
         "reason",
         "requested_s",
@@ -170,6 +186,7 @@ class Job:
         self.status = codes.JOB_UNFINISHED
         self.reason: str | None = None
         self.restarts = 0
+        self.preemptions = 0  # of its restarts, those caused by preemption
         self.token = 0  # bumped when a run segment ends, voiding its scheduled end
         self.phase = COMPUTE
         self.phase_left = 0.0  # wall seconds left of a checkpoint or restart
@@ -197,6 +214,7 @@ class TrainingScheduler:
         queue: JobQueue[Job],
         recorder: Recorder,
         backfill_depth: int = 100,
+        preempt: bool = False,
     ) -> None:
         self.clock = clock
         self.capacity = capacity
@@ -222,6 +240,13 @@ class TrainingScheduler:
         """Under backfill: each pool's running jobs as (estimated end, id), sorted."""
         self.reservations: dict[int, float] | None = None
         """For tests: set to a dict to keep each head's first reservation, by job id."""
+        self.preempt = preempt
+        self.in_pool: list[dict[int, Job]] = [{} for _ in capacity.pools]
+        """With preemption: each pool's running jobs, by id (the candidates)."""
+        self.held_by: list[dict[int, int]] = [{} for _ in capacity.pools]
+        """With preemption: per pool, the GPUs running jobs of each priority hold."""
+        self.preempted = 0
+        """Jobs killed by preemption so far."""
 
     def new_job(
         self,
@@ -302,6 +327,8 @@ class TrainingScheduler:
                 return
             placement = capacity.place(job.demand, job)
             if placement is None:
+                if self.preempt and self._preempt_for(job):
+                    continue
                 if self.backfill:
                     self._backfill(job)
                 return
@@ -312,6 +339,113 @@ class TrainingScheduler:
             queue.pop()
             self._start(job, placement)
             ledger.check()
+
+    # -- preemption ------------------------------------------------------------------------
+    def _track(self, job: Job, pool: int, sign: int) -> None:
+        """Enter (+1) or take out (-1) a running job among its pool's preemption candidates."""
+        held = self.held_by[pool]
+        left = held.get(job.priority, 0) + sign * job.gpus
+        if left:
+            held[job.priority] = left
+        else:
+            del held[job.priority]
+        if sign > 0:
+            self.in_pool[pool][job.id] = job
+        else:
+            del self.in_pool[pool][job.id]
+
+    def victims(self, pool: PoolState, gpus: int, below: float) -> list[Job] | None:
+        """The running jobs of priority below ``below`` to kill for ``gpus`` GPUs in ``pool``.
+
+        Lowest priority first, then the most recently started, then the highest id, until
+        they (with the free GPUs) are enough: on one node for a gang no larger than a node
+        (only the jobs on that node are returned). None if all of them are not enough; an
+        empty list if the GPUs are free already.
+        """
+        held = self.held_by[pool.index]
+        if pool.free_gpus + sum(g for p, g in held.items() if p < below) < gpus:
+            return None  # the common case of a hopeless head: no scan
+        candidates = sorted(
+            (j for j in self.in_pool[pool.index].values() if j.priority < below),
+            key=lambda j: (j.priority, -j.start_s, -j.id),
+        )
+        placeable = pool.placeable
+        if gpus > pool.gpus_per_node:
+            free = pool.free_gpus
+            taken: list[Job] = []
+            for job in candidates:
+                if free >= gpus:
+                    break
+                assert job.placement is not None
+                free += sum(c for n, c in job.placement.nodes if placeable[n])
+                taken.append(job)
+            return taken if free >= gpus else None
+        if pool.free_gpus and any(pool.buckets[k] for k in range(gpus, pool.gpus_per_node + 1)):
+            return []
+        gathered: dict[int, int] = {}
+        order: list[Job] = []
+        for job in candidates:
+            assert job.placement is not None
+            order.append(job)
+            for n, c in job.placement.nodes:
+                if placeable[n]:
+                    f = gathered[n] = gathered.get(n, pool.free[n]) + c
+                    if f >= gpus:
+                        return [
+                            j
+                            for j in order
+                            if j.placement is not None and any(m == n for m, _ in j.placement.nodes)
+                        ]
+        return None
+
+    def _preempt_for(self, head: Job) -> bool:
+        """Kill lower-priority jobs so that the head starts now; True if it started."""
+        best: tuple[int, PoolState, list[Job]] | None = None
+        for pool in head.demand.pools:
+            found = self.victims(pool, head.gpus, head.priority)
+            if found is not None and (best is None or len(found) < best[0]):
+                best = (len(found), pool, found)
+        if best is None or not best[2]:
+            return False
+        _, pool, found = best
+        now = self.clock.now
+        self.queue.pop()  # first: a victim queued again must not take its place
+        for job in found:
+            self.interrupt(job, now, PREEMPTED, keep=False)
+        self.preempted += len(found)
+        placement = self.capacity.place_in(pool, head.gpus, head)
+        assert placement is not None, "preemption freed too little"
+        ledger = self.ledger
+        if ledger.tight and not ledger.admit(ledger.job_need_w(head, pool.index)):
+            self.capacity.release(placement)
+            self.queue.requeue(head)
+            self._held(head)
+            return False
+        self._start(head, placement)
+        ledger.check()
+        return True
+
+    def take_for(self, demand: Demand, owner: object) -> Placement | None:
+        """Kill training jobs (any priority) to place an inference replica now, or None.
+
+        The pool needing the fewest victims among ``demand``'s eligible pools; the victims as
+        for a head (``victims``), killed with cause ``preempted``.
+        """
+        if not self.preempt:
+            return None
+        best: tuple[int, PoolState, list[Job]] | None = None
+        for pool in demand.pools:
+            found = self.victims(pool, demand.gpus, INF)
+            if found is not None and (best is None or len(found) < best[0]):
+                best = (len(found), pool, found)
+        if best is None:
+            return None
+        _, pool, found = best
+        now = self.clock.now
+        for job in found:
+            self.interrupt(job, now, PREEMPTED, keep=False)
+        self.preempted += len(found)
+        return self.capacity.place_in(pool, demand.gpus, owner)
 
     # -- EASY backfilling ----------------------------------------------------------------
     def _estimate(self, job: Job, now: float, speed: float) -> float:
@@ -413,6 +547,8 @@ class TrainingScheduler:
             job.start_s = now
         self.ledger.job_busy(now, job, pool.index, job.gpus, job.gpus)
         self.running[job.id] = job
+        if self.preempt:
+            self._track(job, pool.index, 1)
         self.recorder.event(
             now, codes.JOB_STARTED, job.workload, pool.index, job.id, job.gpus, placement.nodes
         )
@@ -549,6 +685,8 @@ class TrainingScheduler:
             self._end_segment(job, t)
             if self.backfill:
                 self._unindex(job, pool)
+            if self.preempt:
+                self._track(job, pool, -1)
         if keep:
             assert running
             self.ledger.job_busy(t, job, pool, -job.gpus, 0)
@@ -575,13 +713,16 @@ class TrainingScheduler:
         job.done_s = job.ckpt_s
         self.interrupted += 1
         self.recorder.event(t, codes.JOB_INTERRUPTED, job.workload, pool, job.id, job.gpus, cause)
-        if job.restarts >= job.policy.max_restarts:
+        faults = job.restarts - job.preemptions  # preemptions do not count against the limit
+        if cause != PREEMPTED and faults >= job.policy.max_restarts:
             job.end_s = t
             job.status = codes.JOB_FAILED
-            job.reason = f"interrupted {job.restarts + 1} times ({cause} last)"
+            job.reason = f"interrupted {faults + 1} times ({cause} last)"
             self._record(job)
         else:
             job.restarts += 1
+            if cause == PREEMPTED:
+                job.preemptions += 1
             cost = job.policy.restart_cost_s
             job.phase = RESTART if cost > 0 else COMPUTE
             job.phase_left = cost
@@ -605,6 +746,8 @@ class TrainingScheduler:
         self._run_from(job, t)
         if self.backfill:
             self._index(job, t)
+        if self.preempt:
+            self._track(job, pool, 1)
 
     def _complete(self, job: Job) -> None:
         now = self.clock.now
@@ -631,6 +774,8 @@ class TrainingScheduler:
         del self.running[job.id]
         if self.backfill:
             self._unindex(job, pool)
+        if self.preempt:
+            self._track(job, pool, -1)
         if ledger.tight:
             ledger.release(ledger.job_need_w(job, pool))
 

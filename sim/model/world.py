@@ -23,6 +23,7 @@ from sim.config.serving import ServingTimes, serving_times
 from sim.errors import ScenarioError
 from sim.inputs import Inputs
 from sim.model.arrivals import ArrivalStream, StreamContext, make_stream
+from sim.model.autoscale import Autoscaler
 from sim.model.clock import OBSERVE, Clock, name_ranks, priority
 from sim.model.inference import InferenceEngine, InferenceHub
 from sim.model.ledger import PowerLedger
@@ -105,6 +106,7 @@ class World:
             QUEUE_POLICIES[scn.scheduler.policy](),
             recorder,
             scn.scheduler.backfill_depth,
+            scn.scheduler.preempt,
         )
         self.keys = name_ranks([w.name for w in scn.workloads])
         self.intervals = interval_count(scn.scenario.sample_every_s, self.horizon)
@@ -133,6 +135,24 @@ class World:
             if isinstance(wl, TrainingWorkload)
         ]
         self.ledger.attach(self.engines, self.hub, self.scheduler)
+        self.autoscalers = [
+            Autoscaler(
+                self.clock,
+                engine,
+                self.keys[engine.index],
+                spec,
+                self.demands[engine.index],
+                self.capacity,
+                self.meters,
+                self.ledger,
+                self.scheduler,
+                self.hub,
+                recorder,
+                self.horizon,
+            )
+            for engine in self.engines
+            if (spec := scn.workloads[engine.index].autoscale) is not None  # type: ignore[union-attr]
+        ]
         self.board = NodeBoard(
             self.clock,
             scn,

@@ -41,6 +41,9 @@ EVENTS: tuple[str, ...] = (
     "node_up",
     "outage_started",
     "outage_ended",
+    "replica_added",
+    "replica_ready",
+    "replica_removed",
 )
 """Kinds of rows in ``events.parquet``."""
 (
@@ -67,6 +70,9 @@ EVENTS: tuple[str, ...] = (
     NODE_UP,
     OUTAGE_STARTED,
     OUTAGE_ENDED,
+    REPLICA_ADDED,
+    REPLICA_READY,
+    REPLICA_REMOVED,
 ) = range(len(EVENTS))
 
 NODE_STATES: tuple[str, ...] = ("up", "failed", "maintenance", "no_power", "draining")
