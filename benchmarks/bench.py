@@ -173,9 +173,10 @@ class Command:
 
 
 def sim_run(key: str, label: str, scenario: Path, *overrides: str) -> Command:
-    """A ``sim run --quiet`` of ``scenario`` into ``benchmarks/.work/<key>``."""
+    """A ``sim run --quiet`` of ``scenario`` into ``benchmarks/.work/<key>`` (scratch: replaced
+    whatever run it holds, as after a change of the scenario schema)."""
     out = WORK / key
-    argv = [SIM, "run", "--quiet", str(scenario), "--out", str(out)]
+    argv = [SIM, "run", "--quiet", str(scenario), "--out", str(out), "--overwrite"]
     for item in overrides:
         argv += ["--set", item]
     return Command(key, label, argv, out_dir=out, scenario=scenario, overrides=list(overrides))

@@ -141,7 +141,7 @@ def measure(run: Run) -> Measured:
     """Run ``sim run --quiet`` as a child process; its peak RSS, CPU time and run directory."""
     out = WORK / run.key
     shutil.rmtree(out, ignore_errors=True)
-    argv = [SIM, "run", "--quiet", str(run.scenario), "--out", str(out)]
+    argv = [SIM, "run", "--quiet", str(run.scenario), "--out", str(out), "--overwrite"]
     for item in run.overrides:
         argv += ["--set", item]
     began = time.perf_counter()
