@@ -226,7 +226,7 @@ def _sla_keys(w: Workload) -> dict[str, float | None]:
         keys |= {
             "sla_ttft_s": limits.ttft_s,
             "sla_tpot_s": limits.tpot_s,
-            "gpus": w.replicas * w.gpus_per_replica,
+            "gpus_per_replica": w.gpus_per_replica,
         }
     return keys
 

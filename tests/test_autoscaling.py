@@ -70,11 +70,11 @@ def test_replicas_serve_after_their_load_and_go_when_idle(tmp_path: Path) -> Non
     """Four 1-GPU nodes; one replica; three 600 s requests at 10 s: request 0 starts on
     replica 0, two wait. At the tick at 60 s the load is 1 held + 2 waiting = 3 replicas at
     target 1: replicas 1 and 2 are added (placed at 60), load 2 min, serve from 180, and take
-    requests 1 and 2 (180 to 780). Request 0 ends at 610. Tick at 660: 2 held, want 2, have 3:
-    the highest idle replica, 0, is removed. Tick at 720: want 2, have 2. At 780 requests 1 and
-    2 end (completions come before decisions at an instant); the tick at 780 finds nothing
-    held, wants 0, at least 1: replica 2 (idle, highest) is removed. From then one replica
-    stays (the minimum)."""
+    requests 1 and 2 (180 to 780). Request 0 ends at 610. Tick at 660: 2 held, want 2, have 3,
+    but the only idle replica is 0, one of the first min_replicas (pinned: never removed).
+    At 780 requests 1 and 2 end (completions come before decisions at an instant); the tick at
+    780 finds nothing held, wants 0, at least 1: replica 2 (idle, highest) is removed; at 840
+    replica 1. From then one replica stays (the minimum, replica 0)."""
     result = run(tmp_path)
     req = result.frame("requests").sort_values("request_id")
     assert req["start_s"].tolist() == [10.0, 180.0, 180.0]
@@ -85,8 +85,8 @@ def test_replicas_serve_after_their_load_and_go_when_idle(tmp_path: Path) -> Non
         (60.0, "replica_added", 2),
         (180.0, "replica_ready", 1),
         (180.0, "replica_ready", 2),
-        (660.0, "replica_removed", 0),
         (780.0, "replica_removed", 2),
+        (840.0, "replica_removed", 1),
     ]
 
 
@@ -106,18 +106,18 @@ def test_a_scale_up_preempts_training_which_gets_the_gpus_back(tmp_path: Path) -
     """As above with ``preempt = true``. At 60 the first new replica finds no room and kills
     the job (cause ``preempted``, 60 s x 3 = 180 GPU-s lost, no checkpoint); both replicas are
     placed at 60 and serve from 180 as in the first case. The job, queued again, needs 3 GPUs:
-    at 660 replica 0 is removed (2 free), at 780 replica 2 (3 free): the job starts again at
-    780 and ends at 780 + 10000 = 10780."""
+    at 780 replica 2 is removed (2 free), at 840 replica 1 (3 free): the job starts again at
+    840 and ends at 840 + 10000 = 10840."""
     result = run(tmp_path, training=True, preempt=True)
     req = result.frame("requests").sort_values("request_id")
     assert req["start_s"].tolist() == [10.0, 180.0, 180.0]
     jobs = result.frame("jobs").iloc[0]
     assert jobs["lost_gpu_s"] == 180.0
-    assert jobs["end_s"] == 10780.0
+    assert jobs["end_s"] == 10840.0
     assert events_of(result, "job_interrupted", "job_started") == [
         (0.0, "job_started", 0),
         (60.0, "job_interrupted", 0),
-        (780.0, "job_started", 0),
+        (840.0, "job_started", 0),
     ]
     # GPUs allocated never above the GPUs up, and back to 4 once the job restarts.
     ts = result.frame("timeseries")
@@ -210,3 +210,74 @@ def test_ttft_metric_needs_an_llm_workload(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         sim.run(path)
     assert 'metric = "ttft" needs kind = "llm"' in str(info.value)
+
+
+LOADING_SCENARIO = """
+[scenario]
+name = "autoscale-loading"
+duration = "20m"
+sample_every = 60
+[[pools]]
+name = "a"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 1
+[[pools]]
+name = "b"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 1
+[[pools]]
+name = "c"
+gpu_type = "H100-SXM"
+nodes = 1
+gpus_per_node = 1
+[[workloads]]
+name = "chat"
+kind = "llm"
+model = "llama-3-8b"
+replicas = 1
+max_batch = 8
+input_tokens = 100
+output_tokens = 4000
+arrival = { process = "trace", path = "req.csv", time_column = "t" }
+autoscale = { min_replicas = 1, max_replicas = 2, target = 1, interval = "30s", load_time = "5m" }
+"""
+
+
+def test_a_replica_loading_on_a_drained_node_is_removed_not_started_there(
+    tmp_path: Path,
+) -> None:
+    """Replica 1 is added on pool b at 30 s (loading for 5 min); b's node starts draining at
+    60 s. When the load ends at 330 s the replica is removed instead of serving on the drained
+    node, which then goes down at once; no request ever starts on pool b. (It used to come up
+    on b and serve there until a scale-down freed the node.)"""
+    (tmp_path / "req.csv").write_text("t\n" + "0\n" * 3 + "".join(f"{6 * k}\n" for k in range(200)))
+    text = LOADING_SCENARIO + (
+        '[[maintenance]]\ntarget = "pool:b"\nat = "60s"\nduration = "10m"\ndrain = true\n'
+        'drain_timeout = "30m"\n'
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    result = sim.run(path)
+    ev = result.frame("events")
+    on_b = ev[(ev["pool"] == "b") & (ev["time_s"] < 900)]
+    kinds = list(zip(on_b["time_s"], on_b["event"].astype(str), strict=True))
+    assert (30.0, "replica_added") in kinds and (330.0, "replica_removed") in kinds
+    assert (330.0, "node_down") in kinds
+    assert not any(kind == "replica_ready" for t, kind in kinds if t < 900)
+    req = result.frame("requests")
+    assert not ((req["pool"] == "b") & (req["start_s"] < 900)).any()
+
+
+def test_a_loading_replica_moved_by_a_failure_keeps_one_load_timer(tmp_path: Path) -> None:
+    """Replica 1 is added on pool b at 30 s; b fails at 40 s and the node board places it again
+    on c. Its load timer from b must not start it (or anything reusing its number) early, nor
+    fail when it fires (it raised KeyError once the number had been reused)."""
+    (tmp_path / "req.csv").write_text("t\n0\n0\n0\n75\n75\n75\n")
+    text = LOADING_SCENARIO + '[[outages]]\ntarget = "pool:b"\nat = "40s"\nduration = "1h"\n'
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    result = sim.run(path)
+    ready = [e for e in events_of(result, "replica_ready") if e[2] == 1]
+    assert all(t >= 330.0 for t, _, _ in ready)

@@ -815,3 +815,27 @@ def test_requests_still_held_at_the_horizon_count_in_the_last_interval() -> None
     assert list(requests_of(result)["status"]) == ["unfinished", "unfinished"]
     mean = result.summary["workloads"]["chat"]["mean_batch"]
     assert mean == pytest.approx(239 / 120, rel=1e-10)
+
+
+def test_a_request_held_for_power_counts_once() -> None:
+    """Two one-GPU H100 nodes under a grid that feeds about one busy GPU, two replicas serving
+    one request at a time: arrivals finding the idle replica held back by the ledger count in
+    ``requests_held`` once each, as for the plain queue, not again at every later dispatch
+    while they wait (it counted 692 held for 311 requests)."""
+    gpu = BUILTIN_GPU_TYPES["H100-SXM"]
+    busy_one_w = 2 * (gpu.idle_w + 100) + (gpu.peak_w - gpu.idle_w)
+    workload = llm(
+        arrival={"process": "poisson", "rate_per_s": 0.5},
+        model="llama-3-8b",
+        tp=1,
+        replicas=2,
+        max_batch=1,
+        inp=100,
+        out=300,
+    )
+    raw = scenario([pool(nodes=2, per_node=1, node_overhead_w=100.0)], [workload], 600.0, seed=1)
+    raw["facility"] = {"pue": 1.0, "grid_mw": (busy_one_w + 50) / 1e6}
+    result = run(raw)
+    grid = result.frame("limits")
+    held = int(grid.loc[grid["source"] == "grid", "requests_held"].iloc[0])
+    assert 0 < held <= len(result.frame("requests"))

@@ -140,13 +140,14 @@ def token_stats(
     ttft: pd.DataFrame,
     tpot: pd.DataFrame,
     window_s: float,
-    gpus: int,
+    gpus_per_replica: int,
     it_kwh: float,
 ) -> dict[str, Any]:
     """An LLM workload's TTFT and TPOT, attainment per objective, tokens and batch size.
 
-    ``stats``: its ``workload_stats`` rows; ``ttft``/``tpot``: its histogram rows; ``gpus``:
-    the GPUs of its replicas; ``it_kwh``: the IT energy of its busy GPUs after the warm-up.
+    ``stats``: its ``workload_stats`` rows; ``ttft``/``tpot``: its histogram rows;
+    ``it_kwh``: the IT energy of its busy GPUs after the warm-up. Tokens per GPU are over the
+    GPUs of its replicas up, time-averaged (autoscaling and failures change them).
     """
     total = stats.sum(numeric_only=True)
     t50, t95, t99 = _hist_percentiles(ttft)
@@ -172,7 +173,7 @@ def token_stats(
         "input_tokens": int(total["input_tokens"]),
         "output_tokens": int(tokens),
         "tokens_per_s": per_s,
-        "tokens_per_s_per_gpu": _ratio(per_s, gpus) if per_s is not None and gpus else None,
+        "tokens_per_s_per_gpu": _ratio(tokens, float(total["replica_up_s"]) * gpus_per_replica),
         "tokens_per_kwh": per_kwh,
         "tokens_per_s_per_kw": per_kwh / 3600.0 if per_kwh is not None else None,
         "mean_batch": _mean(float(total["batch_request_s"]), float(total["batch_busy_s"])),
@@ -357,7 +358,7 @@ def summarize(load: Loader, meta: Mapping[str, Any]) -> dict[str, Any]:
                     ttft[_is(ttft["workload"], name)],
                     tpot[_is(tpot["workload"], name)],
                     window_s,
-                    int(wl["gpus"]),
+                    int(wl["gpus_per_replica"]),
                     float(energy["it_energy_kwh"]),
                 )
             )

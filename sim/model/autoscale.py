@@ -146,16 +146,30 @@ class Autoscaler:
         self.recorder.event(
             t, codes.REPLICA_ADDED, engine.index, p, r, placement.gpus, placement.nodes
         )
-        self.clock.call_at(t + self.spec.load_time_s, self.prio, partial(self._ready, r))
+        ready = partial(self._ready, r, placement)
+        self.clock.call_at(t + self.spec.load_time_s, self.prio, ready)
         return True
 
-    def _ready(self, r: int) -> None:
-        """Replica ``r`` has loaded its model: it serves (unless its node went down meanwhile)."""
-        placement = self.loading.pop(r)
+    def _ready(self, r: int, placement: Placement) -> None:
+        """Replica ``r`` has loaded its model on ``placement``: it serves.
+
+        Unless it left that placement meanwhile: its node went down (the node board placed it
+        again, or will), or it was removed (and maybe added again, with a timer of its own).
+        If a node of the placement is being drained, the replica is removed instead: it would
+        hold up the maintenance; the next decision places it elsewhere.
+        """
+        if self.loading.get(r) is not placement:
+            return
+        del self.loading[r]
         engine = self.engine
         if engine.replicas[r] is not placement:
-            return  # its node went down: the node board placed it again (or will)
+            return
         t = self.clock.now
+        pool = placement.pool
+        if not all(pool.placeable[n] for n, _ in placement.nodes):
+            engine.replicas[r] = None  # never served: down since it was added
+            self._give_back(r, placement, t)
+            return
         p = placement.pool.index
         ledger = self.ledger
         engine.bring_up(r, placement, ledger.speed_inference[p], ledger.extra_w[p], t)
@@ -165,9 +179,15 @@ class Autoscaler:
         self.hub.wake()
 
     def _remove(self, t: float) -> None:
-        """Retire the highest-numbered idle replica, if any, and give its GPUs back."""
+        """Retire the highest-numbered idle replica, if any, and give its GPUs back.
+
+        Never one of the first ``min_replicas`` (their GPUs are pinned: the scheduler counts
+        them as held for the whole run), and never below ``min_replicas`` serving.
+        """
         engine = self.engine
-        idle = engine.idle_replicas()
+        if self.count - len(self.loading) <= self.spec.min_replicas:
+            return
+        idle = [r for r in engine.idle_replicas() if r >= self.spec.min_replicas]
         if not idle:
             return
         r = idle[0]
@@ -175,6 +195,11 @@ class Autoscaler:
         assert placement is not None
         retired = engine.retire(r, t)
         assert retired, "an idle replica retires at once"
+        self._give_back(r, placement, t)
+
+    def _give_back(self, r: int, placement: Placement, t: float) -> None:
+        """Replica ``r`` is removed: its GPUs go back and the training queue decides."""
+        engine = self.engine
         p = placement.pool.index
         self.meters[p].change(t, 0, -placement.gpus)
         self.capacity.release(placement)

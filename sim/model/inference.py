@@ -71,6 +71,9 @@ class InferenceEngine:
         self.retries = workload.retries
         self.replicas: list[Placement | None] = list(replicas)
         """Each replica's placement; None while it is down and waits for room."""
+        self.up_s = 0.0
+        self.up_t = 0.0
+        """Replica-seconds up from 0 to ``up_t`` (``up_from_start``)."""
         self.down: set[int] = set()
         """Replicas that are down (their node failed or lost power) or moving."""
         self.retiring: set[int] = set()
@@ -142,6 +145,15 @@ class InferenceEngine:
     def in_service(self) -> int:
         """Requests being served (suspended ones included)."""
         return len(self.completions) + len(self.suspended)
+
+    def _count_up(self, t: float) -> None:
+        """Integrate the replicas up to ``t``; call before any change of ``down``."""
+        self.up_s += (len(self.replicas) - len(self.down)) * (t - self.up_t)
+        self.up_t = t
+
+    def up_from_start(self, t: float) -> float:
+        """Replica-seconds up (placed and serving) from 0 to ``t``."""
+        return self.up_s + (len(self.replicas) - len(self.down)) * (t - self.up_t)
 
     @property
     def busy_replicas(self) -> int:
@@ -281,6 +293,7 @@ class InferenceEngine:
         if r in self.down:
             self.replicas[r] = None  # retired, waiting to move: the caller releases it now
             return
+        self._count_up(t)
         self.down.add(r)
         self.retiring.discard(r)
         k = -1
@@ -337,6 +350,7 @@ class InferenceEngine:
         self.slot[r] = self.pools.index(pool)
         self.speed[r] = speed
         self.need_w[r] = self.gpus * extra_w
+        self._count_up(t)
         self.down.discard(r)
         self._ready(r, t)
 
@@ -382,6 +396,7 @@ class InferenceEngine:
         if r in self.free:
             self.free.remove(r)
             heapify(self.free)
+            self._count_up(t)
             self.down.add(r)
             self.replicas[r] = None
             return True
@@ -391,6 +406,7 @@ class InferenceEngine:
     def _retired(self, r: int, t: float) -> None:
         """A retiring replica's request ended at ``t``: it is down until it moves."""
         self.retiring.discard(r)
+        self._count_up(t)
         self.down.add(r)
         self.serving[r] = -1
         placement = self.replicas[r]  # kept until it moves, so a node failing first finds it

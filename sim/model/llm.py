@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 IDLE, PREFILL, DECODE, PAUSED, DOWN = range(5)
 """What a replica is doing."""
+NO_POWER, NO_ROOM, ADMITTED = range(3)
+"""What became of an attempt to admit a request."""
 REBUILD_FACTOR = 4
 """The dispatch heap is rebuilt when it holds this many entries per replica (stale ones)."""
 
@@ -153,7 +155,9 @@ class LLMEngine(InferenceEngine):
         self.held_s = 0.0
         """Seconds held by replicas of the requests that left them (ended or lost)."""
         self.batch_mark = (0.0, 0.0)
-        """``batch_totals`` from 0 at the warm-up."""
+        """``batch_from_start`` at the warm-up."""
+        self.up_mark = 0.0
+        """``up_from_start`` at the warm-up."""
         self.ttft_sum = 0.0
         self.ttft_n = 0
         """TTFTs of the first tokens since the autoscaler last read them (``ttft_signal``)."""
@@ -191,10 +195,14 @@ class LLMEngine(InferenceEngine):
         """Busy GPU-seconds of this workload in pool slot ``slot`` from 0 to ``t``."""
         return (self.busy_acc[slot] + self.busy[slot] * (t - self.busy_t[slot])) * self.gpus
 
-    def batch_totals(self, t: float) -> tuple[float, float]:
-        """Request-seconds held and busy replica-seconds from the warm-up to ``t``."""
+    def batch_totals(self, t: float) -> tuple[float, float, float]:
+        """Request-seconds held, busy replica-seconds, replica-seconds up: warm-up to ``t``."""
         held, busy = self.batch_from_start(t)
-        return held - self.batch_mark[0], busy - self.batch_mark[1]
+        return (
+            held - self.batch_mark[0],
+            busy - self.batch_mark[1],
+            self.up_from_start(t) - self.up_mark,
+        )
 
     def batch_from_start(self, t: float) -> tuple[float, float]:
         """Request-seconds held and busy replica-seconds from 0 to ``t`` (pauses left out)."""
@@ -224,6 +232,7 @@ class LLMEngine(InferenceEngine):
     def mark_warmup(self, t: float) -> None:
         """Start the batch integrals of the summary at the warm-up ``t``."""
         self.batch_mark = self.batch_from_start(t)
+        self.up_mark = self.up_from_start(t)
 
     def finish(self, horizon: float) -> None:
         """At the horizon: record every request, and the batch integrals."""
@@ -460,8 +469,12 @@ class LLMEngine(InferenceEngine):
                     status[k] = REJECTED
                     self.rejected += 1
                     continue
-                if not queue and self._try_admit(i, t, ledger):
-                    continue
+                if not queue:
+                    admitted = self._try_admit(i, t, ledger)
+                    if admitted == ADMITTED:
+                        continue
+                    if admitted == NO_POWER and ledger is not None:
+                        ledger.note_held()
                 if len(queue) >= max_queue and timeout != INF:
                     self.expire(t)
                 if len(queue) < max_queue:
@@ -487,21 +500,23 @@ class LLMEngine(InferenceEngine):
         self.arrived = arrived
         return t, p, next_id
 
-    def _try_admit(self, i: int, t: float, ledger: PowerLedger | None) -> bool:
-        """Admit request ``i`` to the best replica if it fits there now (and power allows)."""
+    def _try_admit(self, i: int, t: float, ledger: PowerLedger | None) -> int:
+        """Admit request ``i`` to the best replica if it fits there now (and power allows).
+
+        ``ADMITTED``; ``NO_ROOM``; ``NO_POWER``: it fits an idle replica the ledger holds back.
+        """
         r = self._best()
         if r < 0:
-            return False
+            return NO_ROOM
         k = i - self.base
         if self.kv_free[r] < self.in_tok[k] + self.out_tok[k]:
-            return False
+            return NO_ROOM
         if self.held[r] == 0 and ledger is not None and not ledger.admit_request(self.need_w[r]):
             r = self._busy_with_room(i)
             if r < 0:
-                ledger.note_held()
-                return False
+                return NO_POWER
         self._admit(i, r, t)
-        return True
+        return ADMITTED
 
     def _busy_with_room(self, i: int) -> int:
         """The busy replica with the most free KV memory, if request ``i`` fits there; else -1.
@@ -522,7 +537,7 @@ class LLMEngine(InferenceEngine):
         queue = self.queue
         if self.timeout != INF:
             self.expire(t)
-        while queue and self._try_admit(queue[0], t, ledger):
+        while queue and self._try_admit(queue[0], t, ledger) == ADMITTED:
             queue.popleft()
 
     def start_held(self, t: float) -> None:
@@ -584,6 +599,7 @@ class LLMEngine(InferenceEngine):
         if r in self.down:
             self.replicas[r] = None
             return
+        self._count_up(t)
         self.down.add(r)
         self.retiring.discard(r)
         mode = self.mode[r]
@@ -624,6 +640,7 @@ class LLMEngine(InferenceEngine):
         placement = self.replicas[r]
         assert placement is not None
         self.tm[r] = self.timing[placement.pool.index]
+        self.largest = max(self.largest, self.tm[r].kv_tokens)
         self.base_speed[r] = placement.pool.speed
         self.factor[r] = self.speed[r] / self.base_speed[r]
         self.vt[r] = t
@@ -635,7 +652,6 @@ class LLMEngine(InferenceEngine):
         self.factor.append(1.0)
         tm = self.timing[placement.pool.index]
         self.tm.append(tm)
-        self.largest = max(self.largest, tm.kv_tokens)
         self.held.append(0)
         self.kv_free.append(0)
         self.mode.append(DOWN)
@@ -661,6 +677,7 @@ class LLMEngine(InferenceEngine):
         if r in self.down:
             return False
         if self.held[r] == 0 and self.mode[r] == IDLE:
+            self._count_up(t)
             self.down.add(r)
             self.replicas[r] = None
             self._clear(r, DOWN)

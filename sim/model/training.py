@@ -327,8 +327,12 @@ class TrainingScheduler:
                 return
             placement = capacity.place(job.demand, job)
             if placement is None:
-                if self.preempt and self._preempt_for(job):
-                    continue
+                if self.preempt:
+                    started = self._preempt_for(job)
+                    if started:
+                        continue
+                    if started is None:  # held for power: nothing goes past it
+                        return
                 if self.backfill:
                     self._backfill(job)
                 return
@@ -398,8 +402,13 @@ class TrainingScheduler:
                         ]
         return None
 
-    def _preempt_for(self, head: Job) -> bool:
-        """Kill lower-priority jobs so that the head starts now; True if it started."""
+    def _preempt_for(self, head: Job) -> bool | None:
+        """Kill lower-priority jobs so that the head starts now; True if it started.
+
+        False if no pool has victims enough, or if the power the victims would free (with the
+        headroom) would not admit the head: nobody is killed. None if, the victims killed, the
+        ledger still held the head back (it is queued again and held).
+        """
         best: tuple[int, PoolState, list[Job]] | None = None
         for pool in head.demand.pools:
             found = self.victims(pool, head.gpus, head.priority)
@@ -408,6 +417,11 @@ class TrainingScheduler:
         if best is None or not best[2]:
             return False
         _, pool, found = best
+        ledger = self.ledger
+        if ledger.tight:
+            freed = sum(ledger.job_need_w(job, pool.index) for job in found)
+            if ledger.suspended_gpus or ledger.free_w + freed < ledger.job_need_w(head, pool.index):
+                return False
         now = self.clock.now
         self.queue.pop()  # first: a victim queued again must not take its place
         for job in found:
@@ -415,12 +429,11 @@ class TrainingScheduler:
         self.preempted += len(found)
         placement = self.capacity.place_in(pool, head.gpus, head)
         assert placement is not None, "preemption freed too little"
-        ledger = self.ledger
         if ledger.tight and not ledger.admit(ledger.job_need_w(head, pool.index)):
             self.capacity.release(placement)
             self.queue.requeue(head)
             self._held(head)
-            return False
+            return None
         self._start(head, placement)
         ledger.check()
         return True

@@ -224,8 +224,9 @@ class RequestTally:
     tpot_hist: np.ndarray = field(default_factory=histogram.empty)
     input_tokens: int = 0
     output_tokens: int = 0
-    batch: tuple[float, float] = (0.0, 0.0)
-    """Request-seconds held and busy replica-seconds after the warm-up (llm workloads)."""
+    batch: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Request-seconds held, busy replica-seconds and replica-seconds up after the warm-up
+    (llm workloads)."""
 
 
 SLOWDOWN_FLOOR_S = 10.0
@@ -518,7 +519,8 @@ class Recorder:
         TPOT and meets it). Rejected, failed and timed-out requests miss it. An unfinished one
         is decided (missed) only once it has missed an objective for sure: the latency or the
         TTFT passed by the horizon without it being met; otherwise its ``sla_met`` is null.
-        Also returns (decided, met) for each objective alone.
+        Also returns (decided, met) for each objective alone, where an unfinished request that
+        got its first token in time has met the TTFT objective.
         """
         limits = self.sla[workload]
         if limits is None:
@@ -542,9 +544,10 @@ class Recorder:
                 parts.append(None)
             if ttft_s is not None and tokens is not None:
                 ttft = tokens.ttft
-                part = ok & (ttft <= ttft_s)
+                in_time = ttft <= ttft_s  # an unfinished request may have met it already
+                part = (ok | unfinished) & in_time
                 late = unfinished & ((ttft > ttft_s) | (np.isnan(ttft) & (age > ttft_s)))
-                parts.append((~unfinished | late, part))
+                parts.append((~unfinished | late | (unfinished & in_time), part))
                 met &= part
                 missed |= late
             else:
@@ -620,9 +623,9 @@ class Recorder:
         tally.input_tokens += int(tokens.inputs[served].sum())
         tally.output_tokens += int(tokens.outputs[served].sum())
 
-    def batching(self, workload: int, request_s: float, busy_s: float) -> None:
-        """An llm workload's request-seconds held and busy replica-seconds after the warm-up."""
-        self.request_tally[workload].batch = (request_s, busy_s)
+    def batching(self, workload: int, request_s: float, busy_s: float, up_s: float) -> None:
+        """An llm workload's request-, busy replica- and up replica-seconds after the warm-up."""
+        self.request_tally[workload].batch = (request_s, busy_s, up_s)
 
     # -- the per-workload time series ------------------------------------------------------
     def _interval_of(self, t: np.ndarray) -> np.ndarray:

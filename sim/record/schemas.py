@@ -438,6 +438,12 @@ WORKLOAD_STATS = (
         "llm: integral of its replicas holding requests; batch_request_s / batch_busy_s is "
         "the mean batch",
     ),
+    Column(
+        "replica_up_s",
+        pa.float64(),
+        "s",
+        "llm: integral of its replicas up (placed and serving), after the warm-up",
+    ),
     Column("jobs_submitted", pa.int64(), "", "jobs submitted after the warm-up"),
     Column("jobs_started", pa.int64(), "", "of which started"),
     Column("jobs_completed", pa.int64(), "", "of which completed"),
