@@ -150,3 +150,47 @@ def test_the_most_recently_started_is_preempted_first(tmp_path: Path) -> None:
     jobs = result.frame("jobs").set_index("job_id").sort_index()
     assert jobs["lost_gpu_s"].tolist() == [0.0, 720.0, 0.0]
     assert jobs["end_s"].tolist() == [3600.0, 7800.0, 3700.0]
+
+
+def test_no_victim_is_killed_when_the_power_freed_would_not_admit_the_head(
+    tmp_path: Path,
+) -> None:
+    """Two pools: "cheap" (8 RTX A4000, 130 W busy over idle) runs a priority-2 job on all 8
+    GPUs; "dear" (8 H100, 630 W over idle) runs the low job (4 GPUs, priority 0). The head
+    (priority 1, 8 GPUs, either pool) arrives at 1 h with 2,000 W of headroom (PUE 1): enough
+    for 8 busy A4000s (1,040 W: the ledger's "may fit" test passes), but its only victims are
+    in the dear pool, where killing the low job frees 4 × 630 = 2,520 W and 8 busy H100s need
+    5,040 > 2,000 + 2,520. So nobody is killed and the head waits. (The low job used to be
+    killed, lose its hour since the last checkpoint and queue again, with the head held.)"""
+    (tmp_path / "top.csv").write_text("t,g,d\n0,8,36000\n")
+    (tmp_path / "low.csv").write_text("t,g,d\n0,4,18000\n")
+    (tmp_path / "high.csv").write_text("t,g,d\n0,8,3600\n")
+    idle_w = 8 * 10 + 8 * 70  # A4000 and H100 idle
+    grid_w = idle_w + 8 * 130 + 4 * 630 + 2000
+    jobs = ""
+    for name, priority, pool, path, offset in (
+        ("top", 2, '"cheap"', "top.csv", 0),
+        ("low", 0, '"dear"', "low.csv", 0),
+        ("high", 1, None, "high.csv", 3600),
+    ):
+        jobs += (
+            f'[[workloads]]\nname = "{name}"\nkind = "training"\npriority = {priority}\n'
+            + (f"pool = {pool}\n" if pool else "")
+            + 'checkpoint_every = "1h"\n'
+            + f'arrival = {{ process = "trace", path = "{path}", time_column = "t", '
+            + f'offset = "{offset}s", columns = {{ gpus = "g", duration = "d" }} }}\n'
+        )
+    text = (
+        '[scenario]\nname = "preempt-power"\nduration = "10h"\n'
+        f"[facility]\npue = 1.0\ngrid_mw = {grid_w / 1e6}\n"
+        '[scheduler]\npolicy = "priority"\npreempt = true\n'
+        '[[pools]]\nname = "cheap"\ngpu_type = "RTX-A4000"\nnodes = 1\ngpus_per_node = 8\n'
+        '[[pools]]\nname = "dear"\ngpu_type = "H100-SXM"\nnodes = 1\ngpus_per_node = 8\n' + jobs
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    result = sim.run(path)
+    ev = result.frame("events")
+    assert not (ev["event"].astype(str) == "job_interrupted").any()
+    done = jobs_of(result)
+    assert done.loc["low", "status"] == "completed" and done.loc["low", "restarts"] == 0
