@@ -125,18 +125,22 @@ def test_a_scale_up_preempts_training_which_gets_the_gpus_back(tmp_path: Path) -
     assert ts.loc[ts["time_s"] == 900.0, "gpus_allocated"].tolist() == [4]
 
 
-def test_replicas_outside_the_bounds_are_refused(tmp_path: Path) -> None:
-    """``replicas`` must lie within min_replicas and max_replicas: exit 2 naming the key."""
+def refusal(tmp_path: Path, old: str, new: str) -> str:
+    """The error of the inference scenario with ``old`` replaced by ``new``."""
     (tmp_path / "req.csv").write_text("t\n0\n")
-    text = SCENARIO.format(preempt="false", kind="inference", service=INFERENCE).replace(
-        "replicas = 1\n", "replicas = 5\n"
-    )
+    text = SCENARIO.format(preempt="false", kind="inference", service=INFERENCE)
     path = tmp_path / "s.toml"
-    path.write_text(text)
+    path.write_text(text.replace(old, new))
     with pytest.raises(ScenarioError) as info:
         sim.run(path)
-    assert "autoscale.max_replicas" in str(info.value)
-    assert "workloads" in str(info.value)
+    return str(info.value)
+
+
+def test_replicas_outside_the_bounds_are_refused(tmp_path: Path) -> None:
+    """``replicas`` must lie within min_replicas and max_replicas: exit 2 naming the key."""
+    message = refusal(tmp_path, "replicas = 1\n", "replicas = 5\n")
+    assert "autoscale.max_replicas" in message
+    assert "workloads" in message
 
 
 def test_an_llm_service_grows_its_batching_replicas(tmp_path: Path) -> None:
@@ -201,15 +205,8 @@ def test_ttft_metric_scales_in_proportion_to_the_oldest_wait(tmp_path: Path) -> 
 
 def test_ttft_metric_needs_an_llm_workload(tmp_path: Path) -> None:
     """A plain queue has no first token: metric = "ttft" on kind = "inference" is refused."""
-    (tmp_path / "req.csv").write_text("t\n0\n")
-    text = SCENARIO.format(preempt="false", kind="inference", service=INFERENCE).replace(
-        "target = 1,", 'metric = "ttft", target = 1,'
-    )
-    path = tmp_path / "s.toml"
-    path.write_text(text)
-    with pytest.raises(ScenarioError) as info:
-        sim.run(path)
-    assert 'metric = "ttft" needs kind = "llm"' in str(info.value)
+    message = refusal(tmp_path, "target = 1,", 'metric = "ttft", target = 1,')
+    assert 'metric = "ttft" needs kind = "llm"' in message
 
 
 LOADING_SCENARIO = """

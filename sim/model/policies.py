@@ -98,56 +98,30 @@ class FifoQueue(Generic[Job]):
         return iter(self._jobs)
 
 
-@QUEUE_POLICIES.register("priority")
-class PriorityQueue(Generic[Job]):
-    """Higher workload priority first; first submitted first within a priority."""
+class KeyedQueue(Generic[Job]):
+    """Waiting jobs in the order of ``key(job)``, then submission (id): a heap.
 
-    def __init__(self) -> None:
-        self._heap: list[tuple[int, int, Job]] = []
-
-    def push(self, job: Job) -> None:
-        """Add a job by priority, then submission (id) order."""
-        heapq.heappush(self._heap, (-job.priority, job.id, job))
-
-    def requeue(self, job: Job) -> None:
-        """Put back an interrupted job: by priority, then submission order, like any other."""
-        self.push(job)
-
-    def head(self) -> Job | None:
-        """The highest-priority, oldest job."""
-        return self._heap[0][2] if self._heap else None
-
-    def pop(self) -> Job:
-        """Remove the head."""
-        return heapq.heappop(self._heap)[2]
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def __iter__(self) -> Iterator[Job]:
-        return (entry[2] for entry in sorted(self._heap))
-
-
-@QUEUE_POLICIES.register("sjf")
-class ShortestFirstQueue(Generic[Job]):
-    """Shortest requested run time first; first submitted first among equals.
-
-    The requested run time is the trace's ``requested`` mark, else the job's duration.
+    An interrupted job goes back in its place, like any other.
     """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Job]] = []
 
+    @staticmethod
+    def key(job: Job) -> float:
+        """What orders the jobs, lowest first."""
+        raise NotImplementedError
+
     def push(self, job: Job) -> None:
-        """Add a job by requested run time, then submission (id) order."""
-        heapq.heappush(self._heap, (job.requested_s, job.id, job))
+        """Add a job by its key, then submission (id) order."""
+        heapq.heappush(self._heap, (self.key(job), job.id, job))
 
     def requeue(self, job: Job) -> None:
         """Put back an interrupted job in its place, like any other."""
         self.push(job)
 
     def head(self) -> Job | None:
-        """The job with the shortest requested run time, oldest among equals."""
+        """The job with the lowest key, oldest among equals."""
         return self._heap[0][2] if self._heap else None
 
     def pop(self) -> Job:
@@ -159,6 +133,29 @@ class ShortestFirstQueue(Generic[Job]):
 
     def __iter__(self) -> Iterator[Job]:
         return (entry[2] for entry in sorted(self._heap))
+
+
+@QUEUE_POLICIES.register("priority")
+class PriorityQueue(KeyedQueue[Job]):
+    """Higher workload priority first; first submitted first within a priority."""
+
+    @staticmethod
+    def key(job: Job) -> float:
+        """Minus the priority: the highest first."""
+        return -job.priority
+
+
+@QUEUE_POLICIES.register("sjf")
+class ShortestFirstQueue(KeyedQueue[Job]):
+    """Shortest requested run time first; first submitted first among equals.
+
+    The requested run time is the trace's ``requested`` mark, else the job's duration.
+    """
+
+    @staticmethod
+    def key(job: Job) -> float:
+        """The requested run time."""
+        return job.requested_s
 
 
 @QUEUE_POLICIES.register("backfill")
